@@ -1,0 +1,73 @@
+"""The one-call entry points: :func:`fastreq` (sync) and :func:`fastreq_async`.
+
+Both accept every :class:`~fastreq.FastRequests` option and every ``request()`` option.
+
+Example::
+
+    from fastreq import fastreq
+
+    data = fastreq(["https://httpbin.org/json", "https://httpbin.org/uuid"])
+    pages = fastreq(urls, concurrency=50, rate_limit=20, return_type="text")
+    by_id = fastreq(urls, keys=ids, parse_func=lambda d: d["name"])
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from fastreq._sync import run_sync
+from fastreq.client import FastRequests, URLInput
+from fastreq.exceptions import ConfigurationError
+
+__all__ = ["fastreq", "fastreq_async"]
+
+_CLIENT_OPTIONS = frozenset(inspect.signature(FastRequests.__init__).parameters) - {"self"}
+_REQUEST_OPTIONS = frozenset(inspect.signature(FastRequests.request).parameters) - {
+    "self",
+    "urls",
+}
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    client: dict[str, Any] = {}
+    request: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in _CLIENT_OPTIONS:
+            client[name] = value
+        elif name in _REQUEST_OPTIONS:
+            request[name] = value
+        else:
+            known = ", ".join(sorted(_CLIENT_OPTIONS | _REQUEST_OPTIONS))
+            raise ConfigurationError(f"unknown option {name!r}; known options: {known}")
+    return client, request
+
+
+async def fastreq_async(urls: URLInput, **options: Any) -> Any:
+    """Fetch ``urls`` concurrently from async code; see :func:`fastreq` for the options.
+
+    Example::
+
+        results = await fastreq_async(urls, concurrency=100, return_type="text")
+    """
+    client_options, request_options = _split(options)
+    async with FastRequests(**client_options) as client:
+        return await client.request(urls, **request_options)
+
+
+def fastreq(urls: URLInput, **options: Any) -> Any:
+    """Fetch ``urls`` concurrently and return the results; works in scripts and notebooks.
+
+    ``urls`` is one URL (→ one result), an iterable of URLs / :class:`~fastreq.Request`
+    (→ a list in input order) or, with ``keys=[...]``, a dict key → result. Options: every
+    :class:`~fastreq.FastRequests` argument (``backend``, ``concurrency``, ``max_retries``,
+    ``rate_limit``, ``timeout``, ``headers``, ``proxies``...) and every ``request()`` argument
+    (``method``, ``params``, ``data``, ``json``, ``keys``, ``parse_func``, ``return_type``...).
+
+    Example::
+
+        fastreq("https://api.example.com/users/1")            # -> {"id": 1, ...}
+        fastreq(urls, return_none_on_failure=True)              # failed slots are None
+    """
+    _split(options)  # reject unknown options before starting a loop or thread
+    return run_sync(lambda: fastreq_async(urls, **options))

@@ -1,0 +1,104 @@
+"""Wire-level helpers every backend shares, so that all of them send the same bytes.
+
+Query parameters, bodies (bytes / str / form dict / JSON) and the Cookie header are encoded
+here once instead of being left to each library's own conventions.
+"""
+
+from __future__ import annotations
+
+import json as _json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastreq.backends.base import RequestConfig
+from fastreq.exceptions import ValidationError
+
+__all__ = ["build_url", "encode_body", "outgoing_headers"]
+
+
+def _scalar(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def _pairs(values: Mapping[str, Any], what: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            pairs.extend((str(key), _scalar(v)) for v in value if v is not None)
+        elif isinstance(value, (str, int, float, bool)):
+            pairs.append((str(key), _scalar(value)))
+        else:
+            raise ValidationError(
+                f"{what} value for {key!r} must be str, int, float, bool, None or a list of "
+                f"those, got {type(value).__name__}"
+            )
+    return pairs
+
+
+def build_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """``url`` with ``params`` appended to its query (``None`` values skipped, lists repeated)."""
+    if not params:
+        return url
+    query = urlencode(_pairs(params, "params"))
+    if not query:
+        return url
+    parts = urlsplit(url)
+    merged = f"{parts.query}&{query}" if parts.query else query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, merged, parts.fragment))
+
+
+def encode_body(config: RequestConfig) -> tuple[bytes | None, str | None]:
+    """The request body as bytes and the Content-Type it implies (``None``: none implied)."""
+    if config.json is not None:
+        if config.data is not None:
+            raise ValidationError("pass either data= or json=, not both")
+        body = _json.dumps(config.json, separators=(",", ":"), ensure_ascii=False)
+        return body.encode("utf-8"), "application/json"
+    data = config.data
+    if data is None:
+        return None, None
+    if isinstance(data, bytes):
+        return data, None
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data), None
+    if isinstance(data, str):
+        return data.encode("utf-8"), None
+    if isinstance(data, Mapping):
+        return urlencode(_pairs(data, "data")).encode("ascii"), "application/x-www-form-urlencoded"
+    if isinstance(data, (list, tuple)) and all(
+        isinstance(item, tuple) and len(item) == 2 for item in data
+    ):
+        return urlencode([(str(k), _scalar(v)) for k, v in data]).encode(
+            "ascii"
+        ), "application/x-www-form-urlencoded"
+    raise ValidationError(
+        "data must be bytes, str, a dict or a list of (key, value) pairs, "
+        f"got {type(data).__name__}"
+    )
+
+
+def outgoing_headers(config: RequestConfig, content_type: str | None) -> dict[str, str]:
+    """The headers to send: the caller's, plus Content-Type and Cookie when implied.
+
+    The caller's dict is never modified. A caller-set Content-Type wins; ``cookies`` are
+    appended to a caller-set Cookie header.
+    """
+    headers = dict(config.headers) if config.headers else {}
+    lower = {k.lower(): k for k in headers}
+    if content_type is not None and "content-type" not in lower:
+        headers["Content-Type"] = content_type
+    if config.cookies:
+        jar = "; ".join(f"{k}={v}" for k, v in config.cookies.items())
+        if "cookie" in lower:
+            name = lower["cookie"]
+            headers[name] = f"{headers[name]}; {jar}" if headers[name] else jar
+        else:
+            headers["Cookie"] = jar
+    return headers

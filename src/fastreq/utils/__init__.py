@@ -1,0 +1,1 @@
+"""Policies and helpers used by the client: retry, rate limits, proxies, headers, validation."""
