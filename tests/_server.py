@@ -49,6 +49,7 @@ class Hit:
 
 @dataclass
 class TestServer:
+    __test__ = False  # not a test class, despite the name
     base: str = ""
     hits: list[Hit] = field(default_factory=list)
     flaky_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))

@@ -110,7 +110,8 @@ class AsyncRateLimiter:
         tat = self._tat if self._tat > now else now
         start = tat - self._tolerance
         self._tat = tat + self._interval
-        return start - now if start > now else 0.0
+        wait = start - now
+        return wait if wait > 1e-9 else 0.0  # float residue is not worth a timer
 
     async def acquire(self) -> None:
         """Wait for this caller's turn."""
