@@ -14,11 +14,15 @@ Example::
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fastreq._options import FetchOptions
 from fastreq._sync import run_sync
 from fastreq.client import FastRequests, URLInput
 from fastreq.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["fastreq", "fastreq_async"]
 
@@ -29,7 +33,7 @@ _REQUEST_OPTIONS = frozenset(inspect.signature(FastRequests.request).parameters)
 }
 
 
-def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split(options: FetchOptions) -> tuple[dict[str, Any], dict[str, Any]]:
     client: dict[str, Any] = {}
     request: dict[str, Any] = {}
     for name, value in options.items():
@@ -43,7 +47,7 @@ def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return client, request
 
 
-async def fastreq_async(urls: URLInput, **options: Any) -> Any:
+async def fastreq_async(urls: URLInput, **options: Unpack[FetchOptions]) -> Any:
     """Fetch ``urls`` concurrently from async code; see :func:`fastreq` for the options.
 
     Example::
@@ -55,7 +59,7 @@ async def fastreq_async(urls: URLInput, **options: Any) -> Any:
         return await client.request(urls, **request_options)
 
 
-def fastreq(urls: URLInput, **options: Any) -> Any:
+def fastreq(urls: URLInput, **options: Unpack[FetchOptions]) -> Any:
     """Fetch ``urls`` concurrently and return the results; works in scripts and notebooks.
 
     ``urls`` is one URL (→ one result), an iterable of URLs / :class:`~fastreq.Request`
