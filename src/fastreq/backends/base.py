@@ -101,7 +101,7 @@ def _content_type_parts(content_type: str) -> tuple[str, str | None]:
 
 def is_json_content_type(content_type: str) -> bool:
     """``application/json`` and any ``+json`` type (``application/problem+json``...)."""
-    mime, _ = _content_type_parts(content_type)
+    mime = content_type.partition(";")[0].strip().lower()
     return mime == "application/json" or mime.endswith("+json")
 
 
@@ -146,7 +146,8 @@ class NormalizedResponse:
         self.content = content
         self.url = url
         if is_json is None:
-            is_json = is_json_content_type(self.headers.get("content-type", ""))
+            content_type = self.headers.get("content-type")
+            is_json = content_type is not None and is_json_content_type(content_type)
         self.is_json = is_json
         self._text = text
         self._json = json_data
@@ -247,11 +248,17 @@ def _header_items(headers: HeaderInput | None) -> list[tuple[str, str]]:
     if headers is None:
         return []
     pairs: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
-    return [(str(k).lower(), str(v)) for k, v in pairs]
+    return [
+        (k.lower() if k.__class__ is str else str(k).lower(), v if v.__class__ is str else str(v))
+        for k, v in pairs
+    ]
 
 
 def _join_items(items: list[tuple[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
+    out = dict(items)
+    if len(out) == len(items):
+        return out  # no repeated header: the common case
+    out = {}
     for key, value in items:
         if key in out:
             out[key] = f"{out[key]}, {value}"

@@ -64,7 +64,7 @@ class UserAgentPool:
             for agent in self.agents:
                 if any(c in agent for c in "\r\n\x00"):
                     raise ConfigurationError(f"user agent contains CR/LF/NUL: {agent!r}")
-        self._choice = (rng or random.Random()).choice
+        self._random = (rng or random.Random()).random
 
     @classmethod
     def from_file(cls, path: str | Path) -> UserAgentPool:
@@ -73,7 +73,8 @@ class UserAgentPool:
         return cls(line for line in lines if not line.lstrip().startswith("#"))
 
     def random(self) -> str:
-        return self._choice(self.agents)
+        agents = self.agents
+        return agents[int(self._random() * len(agents))]
 
 
 def merge_headers(*layers: dict[str, str] | None) -> dict[str, str]:
