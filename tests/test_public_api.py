@@ -7,6 +7,7 @@ import inspect
 import fastreq
 from fastreq import FastRequests
 from fastreq._options import FetchOptions
+from fastreq.config import DEFAULT_TIMEOUT
 
 
 def test_all_is_sorted_and_importable() -> None:
@@ -26,7 +27,7 @@ def test_seed_client_defaults() -> None:
     expected = {
         "backend": "auto", "concurrency": 20, "max_retries": 3, "rate_limit": None,
         "rate_limit_burst": 5, "http2": True, "follow_redirects": True, "verify_ssl": True,
-        "timeout": None, "cookies": None, "headers": None, "random_user_agent": True,
+        "timeout": DEFAULT_TIMEOUT, "cookies": None, "headers": None, "random_user_agent": True,
         "random_proxy": False, "proxies": None, "debug": False, "verbose": True,
         "return_none_on_failure": False,
     }

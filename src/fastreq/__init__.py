@@ -13,8 +13,10 @@ from fastreq._models import FailureDetails, Request, ReturnType
 from fastreq.backends import available_backends
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.client import FastRequests, ParallelRequests
+from fastreq.config import DEFAULT_TIMEOUT, GlobalConfig
 from fastreq.exceptions import (
     BackendError,
+    CircuitOpenError,
     ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
@@ -34,21 +36,27 @@ from fastreq.exceptions import (
     ValidationError,
 )
 from fastreq.timeouts import Timeout
-from fastreq.utils.rate_limiter import AsyncRateLimiter, RateLimitConfig, TokenBucket
+from fastreq.utils.circuit_breaker import CircuitBreakerConfig
+from fastreq.utils.rate_limiter import AsyncRateLimiter, HostLimit, RateLimitConfig, TokenBucket
 from fastreq.utils.retry import RetryConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "AsyncRateLimiter",
     "Backend",
     "BackendError",
+    "CircuitBreakerConfig",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
     "FailureDetails",
     "FastRequests",
     "FastRequestsError",
+    "GlobalConfig",
+    "HostLimit",
     "NormalizedResponse",
     "ParallelRequests",
     "ParseFuncError",

@@ -1,31 +1,66 @@
-"""One input's attempts: rate-limit, send, decide on retry, sleep, repeat.
+"""One input's attempts: gate, send, decide on retry, sleep, repeat.
 
-The retry policy decides and this loop sleeps (through the injected ``sleep``), so tests run
-it on a fake clock. It never raises for a failed request: it returns the error instead, so
-every input gets exactly one outcome.
+Per attempt: the host's circuit breaker may fail it fast (or make it wait), a proxy is taken
+from the pool (never direct when all are down), the host's and the global rate limiters hand
+out a start time, then the backend sends. The retry policy decides and this loop sleeps
+(through the injected ``sleep``), so tests run it on a fake clock. It never raises for a
+failed request: it returns the error, so every input gets exactly one outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
-from fastreq.exceptions import BackendError, FastRequestsError, RetryExhaustedError
+from fastreq.exceptions import (
+    BackendError,
+    CircuitOpenError,
+    ConnectError,
+    ConnectTimeoutError,
+    FastRequestsError,
+    ProxyError,
+    RetryExhaustedError,
+)
+from fastreq.utils.circuit_breaker import CircuitBreaker
+from fastreq.utils.cookies import CookieJar
+from fastreq.utils.proxies import ProxyPool
 from fastreq.utils.rate_limiter import AsyncRateLimiter
 from fastreq.utils.retry import RetryPolicy
 
-__all__ = ["Attempts", "Executor"]
+__all__ = ["Attempts", "Executor", "HostContext"]
 
 Sleep = Callable[[float], Awaitable[Any]]
 Attempts = tuple[NormalizedResponse | None, BaseException | None, int]
+# Errors a pool proxy is blamed for: the connection we open goes to the proxy.
+_PROXY_FAULTS = (ProxyError, ConnectError, ConnectTimeoutError)
+
+
+@dataclass(slots=True)
+class HostContext:
+    """What the executor needs to know about the input's host (``None`` fields: unused)."""
+
+    host: str
+    limiter: AsyncRateLimiter | None = None
+    first_token_taken: bool = False
+    use_proxy_pool: bool = False
 
 
 class Executor:
-    """Sends one RequestConfig with the retry policy and the rate limiter applied."""
+    """Sends one RequestConfig with retries, limits, breaker, proxy rotation and cookies."""
 
-    __slots__ = ("_backend", "_limiter", "_policy", "_sleep", "_statuses")
+    __slots__ = (
+        "_backend",
+        "_breaker",
+        "_jar",
+        "_limiter",
+        "_policy",
+        "_proxies",
+        "_sleep",
+        "_statuses",
+    )
 
     def __init__(
         self,
@@ -33,19 +68,52 @@ class Executor:
         policy: RetryPolicy,
         limiter: AsyncRateLimiter | None = None,
         sleep: Sleep = asyncio.sleep,
+        *,
+        breaker: CircuitBreaker | None = None,
+        proxies: ProxyPool | None = None,
+        jar: CookieJar | None = None,
     ) -> None:
         self._backend = backend
         self._policy = policy
         self._limiter = limiter
         self._sleep = sleep
         self._statuses = policy.config.retry_statuses
+        self._breaker = breaker
+        self._proxies = proxies
+        self._jar = jar
 
-    async def send(self, config: RequestConfig) -> Attempts:
+    async def send(self, config: RequestConfig, ctx: HostContext | None = None) -> Attempts:
         """``(response, None, attempts)`` on success, ``(last_response, error, attempts)`` not."""
-        backend, limiter, policy = self._backend, self._limiter, self._policy
+        backend, limiter, policy, jar = self._backend, self._limiter, self._policy, self._jar
+        breaker = self._breaker
+        pool = self._proxies if ctx is not None and ctx.use_proxy_pool else None
+        base_cookies = config.cookies
+        failed_proxy: str | None = None
         attempts = 0
         while True:
+            if breaker is not None:
+                assert ctx is not None
+                try:
+                    wait = breaker.before_request(ctx.host)
+                    while wait > 0:
+                        await self._sleep(wait)
+                        wait = breaker.before_request(ctx.host)
+                except CircuitOpenError as exc:
+                    return None, exc, attempts
             attempts += 1
+            if ctx is not None and ctx.limiter is not None and (
+                attempts > 1 or not ctx.first_token_taken
+            ):
+                await ctx.limiter.acquire()
+            if pool is not None:
+                try:
+                    config.proxy = await pool.acquire(avoid=failed_proxy)
+                except ProxyError as exc:
+                    return None, exc, attempts
+            if jar:
+                from_jar = jar.for_url(config.url)
+                if from_jar:
+                    config.cookies = {**from_jar, **base_cookies} if base_cookies else from_jar
             if limiter is not None:
                 await limiter.acquire()
             try:
@@ -62,8 +130,14 @@ class Executor:
                 )
                 error.__cause__ = exc
             else:
+                if jar is not None and "set-cookie" in response.headers:
+                    jar.extract(response.url or config.url, response.get_all("set-cookie"))
                 if response.status_code not in self._statuses:
+                    if breaker is not None:
+                        breaker.record_success(ctx.host)  # type: ignore[union-attr]
                     return response, None, attempts
+                if breaker is not None:
+                    breaker.record_failure(ctx.host)  # type: ignore[union-attr]
                 decision = policy.on_response(response, attempts, config.method)
                 if not decision.retry:
                     return response, RetryExhaustedError(
@@ -74,6 +148,11 @@ class Executor:
                 if decision.delay > 0:
                     await self._sleep(decision.delay)
                 continue
+            if breaker is not None:
+                breaker.record_failure(ctx.host)  # type: ignore[union-attr]
+            if pool is not None and isinstance(error, _PROXY_FAULTS) and config.proxy:
+                pool.mark_failed(config.proxy)
+                failed_proxy = config.proxy
             decision = policy.on_error(error, attempts, config.method)
             if not decision.retry:
                 return None, error, attempts

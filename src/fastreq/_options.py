@@ -6,12 +6,16 @@ this list and those signatures in step.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+import os
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, TypedDict
 
 from fastreq._models import ReturnType
 from fastreq.backends.base import Backend
 from fastreq.timeouts import TimeoutLike
+from fastreq.utils.circuit_breaker import CircuitBreakerConfig
+from fastreq.utils.progress import ProgressCallback
+from fastreq.utils.rate_limiter import HostLimit
 from fastreq.utils.retry import RetryConfig
 
 __all__ = ["FetchOptions"]
@@ -32,12 +36,22 @@ class FetchOptions(TypedDict, total=False):
     headers: dict[str, str] | None
     random_user_agent: bool
     random_proxy: bool
-    proxies: Iterable[str] | None
+    proxies: Iterable[str] | str | os.PathLike[str] | None
     debug: bool
     verbose: bool
     return_none_on_failure: bool
     retry: RetryConfig | None
-    user_agents: Iterable[str] | None
+    per_host_concurrency: int | None
+    per_host_rate_limit: float | None
+    per_host_burst: int
+    host_limits: Mapping[str, HostLimit] | None
+    circuit_breaker: CircuitBreakerConfig | bool | None
+    proxy_cooldown: float
+    when_proxies_exhausted: str
+    persist_cookies: bool
+    user_agents: Iterable[str] | str | os.PathLike[str] | None
+    progress: bool
+    progress_callback: ProgressCallback | None
     sleep: Callable[[float], Awaitable[Any]] | None
     clock: Callable[[], float] | None
     # request options (FastRequests.request)

@@ -16,7 +16,7 @@ from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import ValidationError
 from fastreq.timeouts import Timeout, TimeoutLike
 from fastreq.utils.headers import UserAgentPool, merge_headers
-from fastreq.utils.proxies import ProxyPool, parse_proxy
+from fastreq.utils.proxies import parse_proxy
 from fastreq.utils.validators import (
     validate_cookies,
     validate_headers,
@@ -71,7 +71,6 @@ class RequestDefaults:
     follow_redirects: bool
     verify_ssl: bool
     user_agents: UserAgentPool | None
-    proxies: ProxyPool | None
 
 
 class Plan:
@@ -172,7 +171,6 @@ class Plan:
         d = self.defaults
         http2, follow, verify = d.http2, d.follow_redirects, d.verify_ssl
         pick_ua = self._ua.random if self._ua is not None else None
-        pick_proxy = d.proxies.next if (d.proxies is not None and proxy is None) else None
         base_headers = self.headers
 
         def headers_for(extra: dict[str, str] | None) -> dict[str, str] | None:
@@ -187,11 +185,10 @@ class Plan:
         def make(item: Any, index: int) -> RequestConfig:
             if lazy:
                 self._check_item(item, index)
-            use_proxy = pick_proxy() if pick_proxy is not None else proxy
             if item.__class__ is str:
                 return RequestConfig(
                     item, method, params, data, json, headers_for(None), cookies, timeout,
-                    use_proxy, http2, False, follow, verify,
+                    proxy, http2, False, follow, verify,
                 )
             req: Request = item
             item_headers = validate_headers(req.headers) if req.headers else None
@@ -205,7 +202,7 @@ class Plan:
                 headers_for(item_headers),
                 cookies,
                 timeout,
-                use_proxy,
+                proxy,
                 http2,
                 False,
                 follow,

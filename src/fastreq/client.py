@@ -16,43 +16,41 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from fastreq._batch import BatchSetup, extract_value, run_batch
 from fastreq._execute import Executor
+from fastreq._lanes import HostGate
 from fastreq._models import FailureDetails, Request, ReturnType
-from fastreq._pipeline import run_pool
 from fastreq._plan import Plan, RequestDefaults, coerce_return_type
 from fastreq.backends import create_backend
-from fastreq.backends.base import Backend, NormalizedResponse
-from fastreq.exceptions import ConfigurationError, ParseFuncError, PartialFailureError
+from fastreq.backends.base import Backend
+from fastreq.config import DEFAULT_TIMEOUT, GlobalConfig
+from fastreq.exceptions import ConfigurationError, PartialFailureError
 from fastreq.timeouts import Timeout, TimeoutLike
+from fastreq.utils.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
+from fastreq.utils.cookies import CookieJar
 from fastreq.utils.headers import UserAgentPool
 from fastreq.utils.logging import enable_debug, get_logger
-from fastreq.utils.proxies import ProxyPool
-from fastreq.utils.rate_limiter import AsyncRateLimiter, RateLimitConfig
+from fastreq.utils.progress import Progress, ProgressCallback
+from fastreq.utils.proxies import ProxyPool, load_proxies
+from fastreq.utils.rate_limiter import AsyncRateLimiter, HostLimit, RateLimitConfig
 from fastreq.utils.retry import RetryConfig, RetryPolicy
 from fastreq.utils.validators import validate_concurrency, validate_cookies, validate_headers
 
-__all__ = ["FastRequests", "ParallelRequests"]
+__all__ = ["FastRequests", "ParallelRequests", "extract_value"]
 
 _log = get_logger("client")
 _UNSET: Any = object()
 URLInput = str | Request | Iterable[str | Request]
-
-
-def extract_value(response: NormalizedResponse, return_type: ReturnType) -> Any:
-    """The result for one response, per ``return_type``."""
-    if return_type is ReturnType.JSON:
-        if response.is_json and response.content:
-            return response.json()
-        return response.text
-    if return_type is ReturnType.TEXT:
-        return response.text
-    if return_type is ReturnType.CONTENT:
-        return response.content
-    return response
+_BOOL_OPTIONS = (
+    "http2", "follow_redirects", "verify_ssl", "random_user_agent", "random_proxy", "debug",
+    "verbose", "return_none_on_failure", "progress", "persist_cookies",
+)
 
 
 class FastRequests:
@@ -61,8 +59,24 @@ class FastRequests:
     Use it as ``async with FastRequests(...) as client: await client.request(urls)``; outside
     a ``with`` block each ``request()`` call opens and closes the backend itself.
 
-    ``sleep`` and ``clock`` are the time sources of the retry backoff and the rate limiter;
-    tests pass fakes to run without real waiting.
+    Beyond the classic options (see the README's table):
+
+    - ``retry``: a :class:`~fastreq.RetryConfig` (backoff, statuses, methods, Retry-After cap);
+    - ``per_host_concurrency`` / ``per_host_rate_limit`` (+ ``per_host_burst``) and
+      ``host_limits={"host": HostLimit(...)}``: limits per host, so one slow or strict host
+      never holds back the others;
+    - ``circuit_breaker``: ``True`` or a :class:`~fastreq.CircuitBreakerConfig` (off by default);
+    - ``proxies``: a list, a file path, or ``FASTREQ_PROXIES``; failed proxies cool down for
+      ``proxy_cooldown`` seconds; ``when_proxies_exhausted="wait"|"fail"`` (never direct);
+    - ``timeout``: 10 s connect / 60 s total by default (``DEFAULT_TIMEOUT``), ``None`` waits
+      forever;
+    - ``persist_cookies``: keep server cookies per host between requests (on by default);
+    - ``user_agents``: your own list or file of user agents;
+    - ``progress`` (a live bar on stderr) and ``progress_callback(done, total)``;
+    - ``sleep`` and ``clock``: the time sources of backoff, limiters, breaker and proxy
+      cool-down; tests pass fakes to run without real waiting.
+
+    Defaults can come from ``FASTREQ_*`` environment variables (:class:`~fastreq.GlobalConfig`).
     """
 
     def __init__(
@@ -75,68 +89,150 @@ class FastRequests:
         http2: bool = True,
         follow_redirects: bool = True,
         verify_ssl: bool = True,
-        timeout: TimeoutLike = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
         cookies: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         random_user_agent: bool = True,
         random_proxy: bool = False,
-        proxies: Iterable[str] | None = None,
+        proxies: Iterable[str] | str | os.PathLike[str] | None = None,
         debug: bool = False,
         verbose: bool = True,
         return_none_on_failure: bool = False,
         *,
         retry: RetryConfig | None = None,
-        user_agents: Iterable[str] | None = None,
+        per_host_concurrency: int | None = None,
+        per_host_rate_limit: float | None = None,
+        per_host_burst: int = 1,
+        host_limits: Mapping[str, HostLimit] | None = None,
+        circuit_breaker: CircuitBreakerConfig | bool | None = None,
+        proxy_cooldown: float = 60.0,
+        when_proxies_exhausted: str = "wait",
+        persist_cookies: bool = True,
+        user_agents: Iterable[str] | str | os.PathLike[str] | None = None,
+        progress: bool = False,
+        progress_callback: ProgressCallback | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        env = GlobalConfig.from_env()
+        backend = env.pick("backend", backend, "auto")
+        concurrency = env.pick("concurrency", concurrency, 20)
+        max_retries = env.pick("max_retries", max_retries, 3)
+        rate_limit = env.pick("rate_limit", rate_limit, None)
+        rate_limit_burst = env.pick("rate_limit_burst", rate_limit_burst, 5)
+        per_host_concurrency = env.pick("per_host_concurrency", per_host_concurrency, None)
+        per_host_rate_limit = env.pick("per_host_rate_limit", per_host_rate_limit, None)
+        timeout = env.pick("timeout", timeout, DEFAULT_TIMEOUT)
+        http2 = env.pick("http2", http2, True)
+        verify_ssl = env.pick("verify_ssl", verify_ssl, True)
+        debug = env.pick("debug", debug, False)
+        progress = env.pick("progress", progress, False)
+        if proxies is None and env.proxies:
+            proxies = list(env.proxies)
+        if user_agents is None and env.user_agents_file:
+            user_agents = env.user_agents_file
+        for name in _BOOL_OPTIONS:
+            value = locals()[name]
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+
         self.concurrency = validate_concurrency(concurrency)
         if retry is None:
             retry = RetryConfig(max_retries=max_retries)
-        elif max_retries != 3 and max_retries != retry.max_retries:
+        elif max_retries not in (3, retry.max_retries):
             raise ConfigurationError("give max_retries either directly or in retry=, not both")
         self.retry = retry
         self._sleep = sleep or asyncio.sleep
         self._clock = clock or time.monotonic
-        self._limit = None
-        if rate_limit is not None:
-            self._limit = RateLimitConfig(rate=rate_limit, burst=rate_limit_burst)
-        for name, value in (
-            ("http2", http2), ("follow_redirects", follow_redirects), ("verify_ssl", verify_ssl),
-            ("random_user_agent", random_user_agent), ("random_proxy", random_proxy),
-            ("debug", debug), ("verbose", verbose),
-            ("return_none_on_failure", return_none_on_failure),
-        ):
-            if not isinstance(value, bool):
-                raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+        self._limit = (
+            RateLimitConfig(rate=rate_limit, burst=rate_limit_burst)
+            if rate_limit is not None else None
+        )
+        self._host_default = HostLimit(per_host_concurrency, per_host_rate_limit, per_host_burst)
+        self._host_limits = {h.lower(): lim for h, lim in (host_limits or {}).items()}
+        for host, limit in self._host_limits.items():
+            if not isinstance(limit, HostLimit):
+                raise ConfigurationError(f"host_limits[{host!r}] must be a HostLimit")
+        self._per_host = bool(self._host_limits) or (
+            per_host_concurrency is not None or per_host_rate_limit is not None
+        )
+        if circuit_breaker is True:
+            circuit_breaker = CircuitBreakerConfig()
+        self._breaker_config = circuit_breaker or None
+        self._breaker = (
+            CircuitBreaker(self._breaker_config, clock=self._clock)
+            if self._breaker_config is not None else None
+        )
+        self._proxy_pool = self._make_proxy_pool(
+            proxies, random_proxy, proxy_cooldown, when_proxies_exhausted
+        )
+        self._no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")
+        self._jar = CookieJar() if persist_cookies else None
+        client_cookies = validate_cookies(cookies, "client cookies")
+        if self._jar is not None and client_cookies:
+            self._jar.set(client_cookies)
+            client_cookies = None
         ua_pool = None
         if user_agents is not None:
-            ua_pool = UserAgentPool(user_agents)
+            ua_pool = (
+                UserAgentPool.from_file(user_agents)
+                if isinstance(user_agents, (str, os.PathLike)) else UserAgentPool(user_agents)
+            )
         elif random_user_agent:
             ua_pool = UserAgentPool()
-        proxy_pool = None
-        if proxies is not None:
-            proxy_pool = ProxyPool([proxies] if isinstance(proxies, str) else proxies,
-                                   random_order=random_proxy)
-        elif random_proxy:
-            raise ConfigurationError("random_proxy=True needs proxies=[...]")
         self._defaults = RequestDefaults(
             headers=validate_headers(headers, "client headers"),
-            cookies=validate_cookies(cookies, "client cookies"),
+            cookies=client_cookies,
             timeout=Timeout.coerce(timeout),
             http2=http2,
             follow_redirects=follow_redirects,
             verify_ssl=verify_ssl,
             user_agents=ua_pool,
-            proxies=proxy_pool,
         )
         self.verbose = verbose
         self.return_none_on_failure = return_none_on_failure
+        self._progress = progress
+        self._progress_callback = progress_callback
         if debug:
             enable_debug()
         self.backend: Backend = create_backend(backend, http2=http2)
         self._entered = False
         self._active = 0
+
+    def _make_proxy_pool(
+        self, proxies: Any, random_proxy: bool, cooldown: float, when_exhausted: str
+    ) -> ProxyPool | None:
+        if proxies is None:
+            if random_proxy:
+                raise ConfigurationError("random_proxy=True needs proxies=[...]")
+            return None
+        if isinstance(proxies, (str, os.PathLike)):
+            proxies = load_proxies(proxies) if Path(proxies).is_file() else [str(proxies)]
+        return ProxyPool(
+            proxies, random_order=random_proxy, cooldown=cooldown,
+            when_exhausted=when_exhausted, clock=self._clock, sleep=self._sleep,
+        )
+
+    # -- cookies -------------------------------------------------------------------------
+    def set_cookies(self, cookies: dict[str, str]) -> None:
+        """Add cookies sent to every host from now on."""
+        checked = validate_cookies(cookies, "set_cookies()") or {}
+        if self._jar is None:
+            self._defaults = _replace_cookies(
+                self._defaults, {**(self._defaults.cookies or {}), **checked}
+            )
+        else:
+            self._jar.set(checked)
+
+    def reset_cookies(self) -> None:
+        """Forget every cookie: those you set and those servers set."""
+        if self._jar is not None:
+            self._jar.clear()
+        self._defaults = _replace_cookies(self._defaults, None)
+
+    def server_cookies(self, host: str) -> dict[str, str]:
+        """The cookies servers set for ``host`` (kept for that host only)."""
+        return self._jar.server_cookies(host) if self._jar is not None else {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> FastRequests:
@@ -193,56 +289,44 @@ class FastRequests:
             AsyncRateLimiter(self._limit, clock=self._clock, sleep=self._sleep)
             if self._limit is not None else None
         )
-        executor = Executor(self.backend, RetryPolicy(self.retry), limiter, self._sleep)
-        make_config = plan.config_factory()
-        failures: list[FailureDetails] = []
-        count = plan.count
-        results: list[Any] = [None] * count if count is not None else []
-        if count is not None:
-            source: Any = enumerate(plan.items())
-        else:
-            source = _growing(plan.items(), results)
-        key_for = plan.key_for
-        send = executor.send
-
-        def fail(index: int, url: str, error: BaseException, attempts: int) -> None:
-            failures.append(FailureDetails(index, key_for(index), url, error, attempts))
-            _log.debug("input %d (%s) failed after %d attempt(s): %r", index, url, attempts, error)
-
-        async def handle(indexed: tuple[int, Any]) -> None:
-            index, item = indexed
-            attempts = 0
-            try:
-                config = make_config(item, index)
-                response, error, attempts = await send(config)
-                if error is not None:
-                    fail(index, config.url, error, attempts)
-                    return
-                assert response is not None
-                value = extract_value(response, rtype)
-                if parse_func is not None:
-                    try:
-                        value = parse_func(value)
-                    except Exception as exc:
-                        err = ParseFuncError(f"parse_func raised {type(exc).__name__}: {exc}")
-                        err.__cause__ = exc
-                        fail(index, config.url, err, attempts)
-                        return
-                results[index] = value
-            except Exception as exc:  # validation of a lazily pulled input, decode errors...
-                url = item if isinstance(item, str) else getattr(item, "url", repr(item))
-                fail(index, str(url), exc, attempts)
-
-        workers = self.concurrency if count is None else max(1, min(self.concurrency, count))
+        executor = Executor(
+            self.backend, RetryPolicy(self.retry), limiter, self._sleep,
+            breaker=self._breaker, proxies=self._proxy_pool, jar=self._jar,
+        )
+        setup = BatchSetup(
+            executor=executor,
+            concurrency=self.concurrency,
+            gate_for=self._gate_factory() if self._per_host else None,
+            needs_host=self._per_host or self._breaker is not None,
+            proxy_pool=self._proxy_pool is not None,
+            no_proxy=self._no_proxy,
+            progress=Progress(plan.count, bar=self._progress, callback=self._progress_callback),
+        )
         self._active += 1
         try:
-            await run_pool(source, handle, workers)
+            return await run_batch(plan, setup, rtype, parse_func)
         finally:
             self._active -= 1
             if not self._entered and self._active == 0:
                 await self.backend.close()
-        failures.sort(key=lambda f: f.index)
-        return results, failures
+
+    def _gate_factory(self) -> Callable[[str], HostGate]:
+        gates: dict[str, HostGate] = {}
+
+        def gate_for(host: str) -> HostGate:
+            gate = gates.get(host)
+            if gate is None:
+                limit = self._host_limits.get(host, self._host_default)
+                limiter = None
+                if limit.rate_limit is not None:
+                    limiter = AsyncRateLimiter(
+                        RateLimitConfig(limit.rate_limit, limit.burst),
+                        clock=self._clock, sleep=self._sleep,
+                    )
+                gate = gates[host] = HostGate(limit.concurrency or self.concurrency, limiter)
+            return gate
+
+        return gate_for
 
     def _shape(self, plan: Plan, results: list[Any], failures: list[FailureDetails]) -> Any:
         total = len(results)
@@ -264,11 +348,10 @@ class FastRequests:
         return shaped
 
 
-def _growing(items: Iterable[Any], results: list[Any]) -> Any:
-    """Index a lazy input, growing ``results`` by one slot per item pulled."""
-    for index, item in enumerate(items):
-        results.append(None)
-        yield index, item
+def _replace_cookies(defaults: RequestDefaults, cookies: dict[str, str] | None) -> RequestDefaults:
+    from dataclasses import replace
+
+    return replace(defaults, cookies=cookies or None)
 
 
 #: Alias kept for users of the original ``parallel-requests`` API.

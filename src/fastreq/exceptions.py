@@ -18,6 +18,7 @@
     │   ├── TooManyRedirectsError
     │   └── ResponseDecodeError       body could not be decoded (bad JSON, bad encoding)
     ├── ParseFuncError                the user's ``parse_func`` raised (original as __cause__)
+    ├── CircuitOpenError              the host's circuit breaker is open: failed fast
     ├── RetryExhaustedError           429/5xx or errors persisted after all allowed attempts
     └── PartialFailureError           some inputs of a batch failed; carries every result
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
@@ -158,6 +160,14 @@ class ResponseDecodeError(BackendError):
 
 class ParseFuncError(FastRequestsError):
     """The user's ``parse_func`` raised; the original exception is ``__cause__``."""
+
+
+class CircuitOpenError(FastRequestsError):
+    """The circuit breaker of ``host`` is open after repeated failures; nothing was sent."""
+
+    def __init__(self, message: str, *, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class RetryExhaustedError(FastRequestsError):

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterable
 from importlib import resources
@@ -67,7 +68,7 @@ class UserAgentPool:
         self._random = (rng or random.Random()).random
 
     @classmethod
-    def from_file(cls, path: str | Path) -> UserAgentPool:
+    def from_file(cls, path: str | os.PathLike[str]) -> UserAgentPool:
         """One user agent per line; blank lines and ``#`` comments skipped."""
         lines = Path(path).read_text("utf-8").splitlines()
         return cls(line for line in lines if not line.lstrip().startswith("#"))

@@ -1,24 +1,35 @@
-"""Proxy pool: parse proxy specs and hand one out per request (round-robin or random).
+"""Proxy pool: parse proxy specs, rotate them per request, cool failed ones down.
 
 Accepted forms: ``scheme://[user:pass@]host:port`` (http, https, socks5, socks5h, socks4),
-``host:port`` (http assumed) and Webshare's ``host:port:user:pass``.
+``host:port`` (http assumed) and Webshare's ``host:port:user:pass``. Sources: a list, a file
+(one per line, ``#`` comments), or the ``FASTREQ_PROXIES`` environment variable (comma or
+newline separated).
+
+A proxy that fails is cooled down for ``cooldown`` seconds and the request goes through
+another. When every proxy is cooling down, requests wait for the first to come back
+(``when_exhausted="wait"``) or fail with :class:`~fastreq.exceptions.ProxyError`
+(``"fail"``): they never silently go direct and expose the user's address.
 
 Example::
 
     pool = ProxyPool(["10.0.0.1:8080", "p.example.com:3128:alice:s3cret"], random_order=True)
-    pool.next()   # 'http://alice:s3cret@p.example.com:3128' or 'http://10.0.0.1:8080'
+    proxy = await pool.acquire()          # 'http://alice:s3cret@p.example.com:3128'
+    pool.mark_failed(proxy)               # cooled down for 60 s
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import os
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from fastreq.exceptions import ConfigurationError
+from fastreq.exceptions import ConfigurationError, ProxyError
 
-__all__ = ["ProxyPool", "parse_proxy"]
+__all__ = ["ProxyPool", "bypasses_proxy", "load_proxies", "parse_proxy"]
 
 PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks5", "socks5h"})
 
@@ -57,24 +68,127 @@ def parse_proxy(spec: str) -> str:
     return text
 
 
+def load_proxies(source: str | os.PathLike[str] | Iterable[str]) -> list[str]:
+    """Proxy URLs from a list, or from a file path (one per line; blank and ``#`` skipped)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigurationError(f"proxy file {str(path)!r} does not exist")
+        lines = path.read_text("utf-8").splitlines()
+        return [parse_proxy(line) for line in lines if line.strip() and not line.startswith("#")]
+    return [parse_proxy(p) for p in source]
+
+
+def proxies_from_env(environ: dict[str, str] | None = None) -> list[str]:
+    """``FASTREQ_PROXIES``: comma- or newline-separated proxy specs (empty list if unset)."""
+    value = (environ if environ is not None else os.environ).get("FASTREQ_PROXIES", "")
+    specs = [s for chunk in value.splitlines() for s in chunk.split(",") if s.strip()]
+    return [parse_proxy(s) for s in specs]
+
+
+def bypasses_proxy(host: str, no_proxy: str | None) -> bool:
+    """Whether ``host`` matches a ``NO_PROXY`` list, on domain boundaries only.
+
+    ``example.com`` (or ``.example.com``) matches ``example.com`` and ``api.example.com`` but
+    not ``badexample.com``; ``*`` matches everything; ports in entries are ignored.
+    """
+    if not no_proxy:
+        return False
+    host = host.lower().rstrip(".")
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if entry.startswith("[") and "]" in entry:
+            entry = entry[1 : entry.index("]")]
+        elif entry.count(":") == 1:
+            entry = entry.split(":", 1)[0]
+        entry = entry.lstrip("*").lstrip(".").rstrip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
 class ProxyPool:
-    """Hands out proxies in turn (or at random with ``random_order=True``)."""
+    """Hands out proxies in turn (or at random), skipping those cooling down after a failure.
+
+    ``clock`` and ``sleep`` are injectable so tests run on a fake clock.
+    """
 
     def __init__(
-        self, proxies: Iterable[str], *, random_order: bool = False,
+        self,
+        proxies: Iterable[str],
+        *,
+        random_order: bool = False,
+        cooldown: float = 60.0,
+        when_exhausted: str = "wait",
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.proxies = [parse_proxy(p) for p in proxies]
         if not self.proxies:
             raise ConfigurationError("the proxy list is empty")
+        if when_exhausted not in ("wait", "fail"):
+            raise ConfigurationError(
+                f"when all proxies are down fastreq can 'wait' or 'fail', got {when_exhausted!r}"
+            )
+        if not isinstance(cooldown, (int, float)) or cooldown < 0:
+            raise ConfigurationError(f"proxy cooldown must be >= 0 seconds, got {cooldown!r}")
         self.random_order = random_order
+        self.cooldown = float(cooldown)
+        self.when_exhausted = when_exhausted
         self._rng = rng or random.Random()
-        self._cycle = itertools.cycle(self.proxies)
-
-    def next(self) -> str:
-        if self.random_order:
-            return self._rng.choice(self.proxies)
-        return next(self._cycle)
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0
+        self._down_until: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.proxies)
+
+    def _available(self) -> list[str]:
+        if not self._down_until:
+            return self.proxies
+        now = self._clock()
+        for proxy, until in list(self._down_until.items()):
+            if until <= now:
+                del self._down_until[proxy]
+        return [p for p in self.proxies if p not in self._down_until]
+
+    def next(self) -> str | None:
+        """The next usable proxy, or ``None`` when every one is cooling down."""
+        available = self._available()
+        if not available:
+            return None
+        if self.random_order:
+            return self._rng.choice(available)
+        proxy = available[self._next % len(available)]
+        self._next += 1
+        return proxy
+
+    async def acquire(self, avoid: str | None = None) -> str:
+        """A usable proxy (not ``avoid`` when another exists); waits or fails when all are down."""
+        while True:
+            proxy = self.next()
+            if proxy is not None and proxy == avoid and len(self._available()) > 1:
+                proxy = self.next()
+            if proxy is not None:
+                return proxy
+            if self.when_exhausted == "fail":
+                raise ProxyError(
+                    f"all {len(self.proxies)} proxies are cooling down after failures; "
+                    "not sending directly"
+                )
+            soonest = min(self._down_until.values())
+            await self._sleep(max(soonest - self._clock(), 0.001))
+
+    def mark_failed(self, proxy: str) -> None:
+        """Cool ``proxy`` down after a failure it is to blame for."""
+        if proxy in self.proxies and self.cooldown > 0:
+            self._down_until[proxy] = self._clock() + self.cooldown
+
+    def mark_ok(self, proxy: str) -> None:
+        self._down_until.pop(proxy, None)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from fastreq.exceptions import ConfigurationError
 
-__all__ = ["AsyncRateLimiter", "RateLimitConfig", "TokenBucket"]
+__all__ = ["AsyncRateLimiter", "HostLimit", "RateLimitConfig", "TokenBucket"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -46,6 +46,30 @@ class RateLimitConfig:
             )
         if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
             raise ConfigurationError(f"rate_limit_burst must be an int >= 1, got {self.burst!r}")
+
+
+@dataclass(frozen=True)
+class HostLimit:
+    """Limits for one host: requests in flight, and requests per second with a burst.
+
+    Example: ``host_limits={"api.github.com": HostLimit(concurrency=2, rate_limit=1)}``
+    """
+
+    concurrency: int | None = None
+    rate_limit: float | None = None
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and (
+            isinstance(self.concurrency, bool)
+            or not isinstance(self.concurrency, int)
+            or self.concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"per-host concurrency must be an int >= 1, got {self.concurrency!r}"
+            )
+        if self.rate_limit is not None:
+            RateLimitConfig(self.rate_limit, self.burst)  # validates
 
 
 class TokenBucket:
