@@ -1,0 +1,297 @@
+"""The aiohttp backend: one ``aiohttp.ClientSession`` with an unlimited connection pool.
+
+HTTP/1.1 only. aiohttp has no HTTP/2: ``supports_http2()`` is ``False`` and the ``http2``
+flag (which defaults to ``True`` everywhere in fastreq) is ignored without a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import ssl
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
+from functools import lru_cache
+from typing import Any
+
+import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+
+from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
+from fastreq.exceptions import (
+    BackendError,
+    ConfigurationError,
+    ConnectError,
+    ConnectTimeoutError,
+    FastRequestsError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    TLSError,
+    TooManyRedirectsError,
+    TransportError,
+    ValidationError,
+)
+from fastreq.timeouts import Timeout, TimeoutLike
+
+__all__ = ["AiohttpBackend"]
+
+# Aborting SSL transports that never finish closing is only needed on Pythons with the
+# asyncio leak (fixed in 3.12.8 / 3.13.1); aiohttp warns when asked for it elsewhere.
+_PY = sys.version_info
+_NEEDS_CLEANUP_CLOSED = _PY < (3, 12, 8) or (3, 13, 0) <= _PY < (3, 13, 1)
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+_PROXY_SCHEMES = frozenset({"http", "https"})
+# aiohttp would add ``Content-Type: application/octet-stream`` to raw byte bodies; the
+# other backends send no Content-Type the caller did not ask for.
+_SKIP_AUTO_HEADERS = ("Content-Type",)
+# aiohttp warns (ResourceWarning) about raw bytes bodies above 1 MiB; a BytesIO of the same
+# bytes is written in chunks, yielding to the loop, and replays on 307/308 redirects.
+_LARGE_BODY = 1 << 20
+
+
+def _client_timeout(value: TimeoutLike) -> aiohttp.ClientTimeout:
+    """aiohttp's limits for a raw ``RequestConfig.timeout`` (cached: no Timeout per request)."""
+    try:
+        return _cached_client_timeout(value)
+    except TypeError:  # unhashable, so not a valid timeout: let coerce() say why
+        Timeout.coerce(value)
+        raise
+
+
+@lru_cache(maxsize=64, typed=True)  # typed: True must not hit the entry of 1
+def _cached_client_timeout(value: TimeoutLike) -> aiohttp.ClientTimeout:
+    timeout = Timeout.coerce(value)
+    if timeout is None:
+        return _NO_TIMEOUT
+    # aiohttp's ``connect`` covers pool wait + DNS + TCP + TLS + proxy handshake. The pool
+    # is unlimited, so there is never a wait for a free connection and ``pool`` is moot.
+    return aiohttp.ClientTimeout(
+        total=timeout.total, connect=timeout.connect, sock_read=timeout.read, sock_connect=None
+    )
+
+
+def _http_version(version: Any) -> str | None:
+    if version is None:
+        return None
+    major, minor = version
+    return "HTTP/2" if major == 2 else f"HTTP/{major}.{minor}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _close_on(
+    loop: asyncio.AbstractEventLoop | None, close: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run ``close()`` on ``loop``, the event loop the resources belong to."""
+    if loop is None or loop is asyncio.get_running_loop():
+        await close()
+    elif loop.is_running():  # in use from another thread's loop: close it over there
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(close(), loop))
+    else:  # its loop is gone (asyncio.run() ended without close()): best effort
+        with suppress(Exception):
+            await close()
+
+
+class AiohttpBackend(Backend):
+    """Requests through aiohttp (HTTP/1.1, async native, fast on loopback and LANs).
+
+    aiohttp cannot speak HTTP/2, so :meth:`supports_http2` is ``False`` and ``http2=True``
+    (the default) quietly uses HTTP/1.1. SOCKS proxies are refused with
+    :class:`~fastreq.exceptions.ConfigurationError` (use ``backend="curl"``). Extra keyword
+    arguments go to ``aiohttp.TCPConnector``.
+
+    Example::
+
+        from fastreq.backends.aiohttp import AiohttpBackend
+        from fastreq.backends.base import RequestConfig
+
+        async with AiohttpBackend() as backend:
+            response = await backend.request(RequestConfig("https://example.com/"))
+            print(response.status_code, response.http_version)   # 200 HTTP/1.1
+    """
+
+    def __init__(self, http2_enabled: bool = True, **library_options: Any) -> None:
+        super().__init__(http2_enabled)
+        self._connector_options = library_options
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def name(self) -> str:
+        return "aiohttp"
+
+    def supports_http2(self) -> bool:
+        """Always ``False``: aiohttp speaks HTTP/1.1 only."""
+        return False
+
+    async def __aenter__(self) -> AiohttpBackend:
+        await self._get_session()
+        return self
+
+    async def close(self) -> None:
+        session, loop = self._session, self._loop
+        self._session = self._loop = None
+        if session is not None:
+            await _close_on(loop, session.close)
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and self._loop is loop:
+            return session
+        if session is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                raise ConfigurationError(
+                    "this AiohttpBackend is in use on another event loop; use one backend "
+                    "per loop (or close() it first)"
+                )
+            await self.close()  # its loop is gone: drop the session, start afresh
+        options: dict[str, Any] = {
+            "limit": 0,
+            "limit_per_host": 0,
+            "enable_cleanup_closed": _NEEDS_CLEANUP_CLOSED,
+        }
+        options.update(self._connector_options)
+        try:
+            connector = aiohttp.TCPConnector(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"aiohttp backend: bad connector option ({exc})") from exc
+        self._session = session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # fastreq's client layer owns cookies
+            trust_env=False,  # fastreq decides proxies itself
+            auto_decompress=True,
+            timeout=_NO_TIMEOUT,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+        )
+        self._loop = loop
+        return session
+
+    def _proxy(self, proxy: str | None) -> str | None:
+        if proxy is None:
+            return None
+        scheme = proxy.partition("://")[0].lower()
+        if scheme not in _PROXY_SCHEMES:
+            raise ConfigurationError(
+                f"the aiohttp backend supports http:// and https:// proxies only, not "
+                f"{scheme}://; use backend='curl' for SOCKS proxies"
+            )
+        return proxy
+
+    async def request(self, config: RequestConfig) -> NormalizedResponse:
+        url = build_url(config.url, config.params)
+        body, content_type = encode_body(config)
+        headers = outgoing_headers(config, content_type)
+        proxy = self._proxy(config.proxy)
+        timeout = _client_timeout(config.timeout)
+        session = await self._get_session()
+        start = time.perf_counter()
+        try:
+            async with session.request(
+                config.method,
+                url,
+                data=io.BytesIO(body) if body is not None and len(body) > _LARGE_BODY else body,
+                headers=headers,
+                allow_redirects=config.follow_redirects,
+                # aiohttp fails on reaching its limit; fastreq allows max_redirects hops.
+                max_redirects=max(config.max_redirects, 0) + 1,
+                proxy=proxy,
+                ssl=config.verify_ssl,
+                timeout=timeout,
+            ) as resp:
+                if config.stream:
+                    content = await self._read_stream(resp, config)
+                else:
+                    content = await resp.read()
+                return NormalizedResponse(
+                    resp.status,
+                    list(resp.headers.items()),
+                    content,
+                    url=str(resp.url),
+                    http_version=_http_version(resp.version),
+                    elapsed=time.perf_counter() - start,
+                )
+        except FastRequestsError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc, config) from exc
+
+    async def _read_stream(self, resp: aiohttp.ClientResponse, config: RequestConfig) -> bytes:
+        on_chunk = config.on_chunk
+        if on_chunk is None:
+            return b"".join([chunk async for chunk in resp.content.iter_any()])
+        async for chunk in resp.content.iter_any():
+            try:
+                result = on_chunk(chunk)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                raise BackendError(
+                    f"on_chunk callback raised {_describe(exc)}",
+                    backend_name=self.name,
+                    url=config.url,
+                ) from exc
+        return b""
+
+    def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
+        """The fastreq exception for an aiohttp (or asyncio / OS) error."""
+        message = _describe(exc)
+        if isinstance(exc, ValueError) and not isinstance(exc, ssl.SSLError):
+            # Bad URL, header value with a newline... (also InvalidUrlClientError)
+            if isinstance(exc, aiohttp.InvalidUrlRedirectClientError):
+                return ProtocolError(
+                    f"redirect to an invalid URL: {message}",
+                    backend_name=self.name,
+                    url=config.url,
+                )
+            return ValidationError(f"invalid request for {config.url}: {message}")
+        cls: type[BackendError]
+        if isinstance(exc, aiohttp.TooManyRedirects):
+            cls = TooManyRedirectsError
+            message = f"more than {config.max_redirects} redirects"
+        elif isinstance(exc, (aiohttp.ClientHttpProxyError, aiohttp.ClientProxyConnectionError)):
+            cls = ProxyError
+        elif isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch)):
+            cls = TLSError
+        elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+            cls = ConnectTimeoutError
+        elif isinstance(exc, aiohttp.ServerTimeoutError):  # SocketTimeoutError: sock_read
+            cls = ReadTimeoutError
+        elif isinstance(exc, asyncio.TimeoutError):  # aiohttp's total
+            cls = RequestTimeoutError
+            message = f"request exceeded its total timeout ({message})"
+        elif isinstance(exc, aiohttp.ClientConnectorError):
+            cls = ConnectError
+        elif isinstance(exc, aiohttp.NonHttpUrlRedirectClientError):
+            cls = ProtocolError
+        elif isinstance(exc, aiohttp.NonHttpUrlClientError):
+            return ValidationError(f"not an http(s) URL: {config.url}")
+        elif isinstance(exc, aiohttp.ClientPayloadError) and isinstance(
+            exc.__cause__, ContentEncodingError
+        ):
+            cls = ResponseDecodeError
+        elif isinstance(
+            exc,
+            (
+                aiohttp.ClientPayloadError,
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientResponseError,
+                HttpProcessingError,
+            ),
+        ):
+            cls = ProtocolError
+        elif isinstance(exc, ssl.SSLError):
+            cls = TLSError
+        else:
+            cls = TransportError
+        return cls(message, backend_name=self.name, url=config.url)
