@@ -1,0 +1,95 @@
+"""The requests plumbing under :mod:`fastreq.backends.requests`: session, adapter, pool.
+
+- ``FastreqSession``: no cookie jar that keeps or replays server cookies, no environment proxies;
+- ``FastreqAdapter``: HTTP/1.1 even when urllib3-future stands in for urllib3 (it would negotiate
+  HTTP/2 by ALPN, and the requests backend announces HTTP/1.1 only); its unverified HTTPS
+  pools do not emit ``InsecureRequestWarning``.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import ssl
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3
+from urllib3.util.ssl_ import resolve_cert_reqs
+
+__all__ = ["FastreqAdapter", "FastreqSession"]
+
+_HTTP_VERSION = getattr(urllib3, "HttpVersion", None)
+_H1_ONLY: dict[str, Any] = (
+    {} if _HTTP_VERSION is None else {"disabled_svn": {_HTTP_VERSION.h2, _HTTP_VERSION.h3}}
+)
+
+
+class _QuietHTTPSPool(urllib3.HTTPSConnectionPool):
+    """No InsecureRequestWarning for a pool that verifies nothing: ``verify_ssl=False`` is an
+    explicit choice, and a warning per connection would be noise (or an error)."""
+
+    def _validate_conn(self, conn: Any) -> None:
+        if resolve_cert_reqs(self.cert_reqs) != ssl.CERT_NONE:
+            super()._validate_conn(conn)
+            return
+        # urllib3's HTTPS check, minus the warning.
+        urllib3.HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
+
+def _quiet(manager: Any) -> Any:
+    classes = manager.pool_classes_by_scheme
+    if classes.get("https") is urllib3.HTTPSConnectionPool:  # not SOCKS' own pools
+        manager.pool_classes_by_scheme = {**classes, "https": _QuietHTTPSPool}
+    return manager
+
+
+class FastreqAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter that stays on HTTP/1.1 even over urllib3-future, and whose
+    unverified HTTPS pools do not warn."""
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **{**_H1_ONLY, **pool_kwargs})
+        _quiet(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return _quiet(super().proxy_manager_for(proxy, **{**_H1_ONLY, **proxy_kwargs}))
+
+
+class FastreqSession(requests.Session):
+    """A session that never stores a server cookie nor replays one on a redirect.
+
+    ``max_redirects`` is session-wide in requests, so there is one session per value (all
+    sharing one adapter, hence one connection pool).
+    """
+
+    def __init__(self, adapter: requests.adapters.HTTPAdapter, max_redirects: int) -> None:
+        super().__init__()
+        self.trust_env = False  # fastreq decides proxies itself
+        self.max_redirects = max_redirects
+        self.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        # requests drops the Cookie header on every hop and rebuilds it from a jar that would
+        # pick up the redirect's Set-Cookie. Send exactly the caller's cookies instead, and
+        # only while the host stays the same (like Authorization).
+        headers = prepared_request.headers
+        headers.pop("Cookie", None)
+        previous = response.request
+        cookie = previous.headers.get("Cookie")
+        if (
+            cookie
+            and previous.url is not None
+            and prepared_request.url is not None
+            and not self.should_strip_auth(previous.url, prepared_request.url)  # type: ignore[no-untyped-call]
+        ):
+            headers["Cookie"] = cookie

@@ -1,0 +1,520 @@
+"""The requests backend: sync-first, a ``requests.Session`` with a large connection pool.
+
+``request_sync()`` calls requests directly in the caller's thread (no event loop at all);
+``await request()`` runs the same call in a dedicated thread pool sized for high concurrency.
+HTTP/1.1 only: ``supports_http2()`` is ``False`` and ``http2=True`` (the default everywhere in
+fastreq) is ignored without a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import requests
+import requests.adapters
+import urllib3
+import urllib3.exceptions
+
+from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends._requests_session import FastreqAdapter, FastreqSession
+from fastreq.backends.base import (
+    DEFAULT_MAX_REDIRECTS,
+    Backend,
+    NormalizedResponse,
+    RequestConfig,
+)
+from fastreq.exceptions import (
+    BackendError,
+    ConfigurationError,
+    ConnectError,
+    ConnectTimeoutError,
+    FastRequestsError,
+    PoolTimeoutError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    TLSError,
+    TooManyRedirectsError,
+    TransportError,
+    ValidationError,
+)
+from fastreq.timeouts import Timeout
+
+__all__ = ["RequestsBackend"]
+
+_CHUNK = 64 * 1024
+_DEFAULT_WORKERS = 256
+_VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _TotalTimeout(Exception):
+    """The request ran past ``Timeout.total``."""
+
+
+class _PoolTimeout(Exception):
+    """No worker thread was free within ``Timeout.pool``."""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One request, encoded, with its time budget."""
+
+    url: str
+    body: bytes | None
+    headers: dict[str, str]
+    proxies: dict[str, str] | None
+    timeouts: Timeout | None
+    created: float
+    deadline: float | None
+    abandoned: bool = False  # set when the awaiting coroutine gave up (timeout, cancel)
+    pool_expired: bool = False  # no worker thread picked the request up within Timeout.pool
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline - 0.001
+
+    def library_timeout(self) -> tuple[float | None, float | None]:
+        """``(connect, read)`` for requests, each clamped to what is left of ``total``."""
+        t = self.timeouts
+        if t is None:
+            return None, None
+        connect, read = t.connect, t.read
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise _TotalTimeout()
+            connect = left if connect is None else min(connect, left)
+            read = left if read is None else min(read, left)
+        return connect, read
+
+
+class RequestsBackend(Backend):
+    """Requests through `requests <https://requests.readthedocs.io>`_ (HTTP/1.1, sync-first).
+
+    From sync code ``request_sync()`` calls requests directly, no event loop involved. From
+    async code each request runs in a private thread pool (``max_workers`` threads, 256 by
+    default, not the loop's default executor) and the connection pool keeps as many
+    connections per host. Other keyword arguments go to ``requests.adapters.HTTPAdapter``.
+
+    Limits, honestly: requests has no total timeout. ``Timeout.total`` is enforced by
+    clamping the connect and read timeouts to what is left of it and by checking the clock
+    between body chunks (64 KiB, or whatever has arrived with urllib3-future); the awaiting
+    coroutine gets its :class:`~fastreq.exceptions.RequestTimeoutError` on time, while the
+    worker thread may run on up to one read timeout longer before it closes the response.
+    DNS resolution is not bounded by any timeout. ``Timeout.pool`` bounds the wait for a
+    free worker thread (the connection pool itself never blocks). SOCKS proxies need
+    PySocks (``pip install 'requests[socks]'``; python-socks under urllib3-future), else
+    :class:`~fastreq.exceptions.ConfigurationError`. No HTTP/2 (``http2`` is ignored).
+
+    Example::
+
+        from fastreq.backends.base import RequestConfig
+        from fastreq.backends.requests import RequestsBackend
+
+        with RequestsBackend() as backend:                 # plain sync code, no event loop
+            response = backend.request_sync(RequestConfig("https://example.com/"))
+            print(response.status_code, response.http_version)   # 200 HTTP/1.1
+    """
+
+    def __init__(
+        self,
+        http2_enabled: bool = True,
+        *,
+        max_workers: int = _DEFAULT_WORKERS,
+        **library_options: Any,
+    ) -> None:
+        super().__init__(http2_enabled)
+        if max_workers < 1:
+            raise ConfigurationError(f"max_workers must be >= 1, got {max_workers}")
+        self._max_workers = max_workers
+        self._adapter_options: dict[str, Any] = {
+            "pool_connections": 512,
+            "pool_maxsize": max_workers,
+            "pool_block": False,
+            **library_options,
+        }
+        self._lock = threading.Lock()
+        self._adapter: requests.adapters.HTTPAdapter | None = None
+        self._sessions: dict[int, FastreqSession] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def name(self) -> str:
+        return "requests"
+
+    def supports_http2(self) -> bool:
+        """Always ``False``: requests speaks HTTP/1.1 only."""
+        return False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> RequestsBackend:
+        self._session_for(DEFAULT_MAX_REDIRECTS)
+        return self
+
+    def __enter__(self) -> RequestsBackend:
+        self._session_for(DEFAULT_MAX_REDIRECTS)
+        return self
+
+    async def close(self) -> None:
+        self._close_now()
+
+    def close_sync(self) -> None:
+        self._close_now()
+
+    def _close_now(self) -> None:
+        with self._lock:
+            adapter, self._adapter = self._adapter, None
+            executor, self._executor = self._executor, None
+            self._sessions = {}
+        if executor is not None:
+            # Threads of abandoned requests finish on their own (bounded by their read
+            # timeout) and close their responses; nothing waits for them here.
+            executor.shutdown(wait=False, cancel_futures=True)
+        if adapter is not None:
+            adapter.close()
+
+    def _session_for(self, max_redirects: int) -> FastreqSession:
+        session = self._sessions.get(max_redirects)
+        if session is not None:
+            return session
+        with self._lock:
+            session = self._sessions.get(max_redirects)
+            if session is None:
+                if self._adapter is None:
+                    self._adapter = FastreqAdapter(**self._adapter_options)
+                session = FastreqSession(self._adapter, max_redirects)
+                self._sessions[max_redirects] = session
+            return session
+
+    def _get_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        executor = self._executor
+        if executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        self._max_workers, thread_name_prefix="fastreq-requests"
+                    )
+                executor = self._executor
+        return executor
+
+    # -- sending ---------------------------------------------------------------------------
+    def _plan(self, config: RequestConfig) -> _Plan:
+        url = build_url(config.url, config.params)
+        body, content_type = encode_body(config)
+        headers = outgoing_headers(config, content_type)
+        timeouts = config.timeouts
+        now = time.monotonic()
+        total = None if timeouts is None else timeouts.total
+        return _Plan(
+            url,
+            body,
+            headers,
+            self._proxies(config.proxy),
+            timeouts,
+            now,
+            None if total is None else now + total,
+        )
+
+    def _proxies(self, proxy: str | None) -> dict[str, str] | None:
+        if proxy is None:
+            return None
+        scheme = proxy.partition("://")[0].lower()
+        if scheme not in _PROXY_SCHEMES:
+            raise ConfigurationError(
+                f"unsupported proxy scheme {scheme}:// (use http://, https:// or socks5://)"
+            )
+        if scheme.startswith("socks") and not isinstance(requests.adapters.SOCKSProxyManager, type):
+            raise ConfigurationError(
+                "SOCKS proxies with backend 'requests' need PySocks: pip install "
+                "'requests[socks]' (python-socks when urllib3-future is installed), or use "
+                "backend='curl'"
+            )
+        return {"http": proxy, "https": proxy}
+
+    def _open(self, config: RequestConfig, plan: _Plan) -> requests.Response:
+        """Send the request and return the response with its body still unread."""
+        session = self._session_for(config.max_redirects)
+        return session.request(
+            config.method,
+            plan.url,
+            data=plan.body,
+            headers=plan.headers,
+            timeout=plan.library_timeout(),
+            allow_redirects=config.follow_redirects,
+            proxies=plan.proxies,
+            verify=config.verify_ssl,
+            stream=True,
+        )
+
+    def _read(
+        self,
+        resp: requests.Response,
+        config: RequestConfig,
+        plan: _Plan,
+        on_chunk: Callable[[bytes], object] | None,
+    ) -> bytes:
+        parts: list[bytes] = []
+        for chunk in resp.iter_content(_CHUNK):
+            if plan.abandoned:
+                return b""
+            if on_chunk is None:
+                parts.append(chunk)
+            else:
+                result = self._deliver(on_chunk, chunk, config)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise ConfigurationError(
+                        "on_chunk returned an awaitable; request_sync() needs a plain function"
+                    )
+            if plan.deadline is not None and time.monotonic() > plan.deadline:
+                raise _TotalTimeout()
+        return b"".join(parts)
+
+    def _fetch(self, config: RequestConfig, plan: _Plan) -> NormalizedResponse:
+        """The whole exchange, synchronously: send, read the body, close."""
+        started = time.monotonic()
+        resp = self._open(config, plan)
+        try:
+            on_chunk = config.on_chunk if config.stream else None
+            content = self._read(resp, config, plan, on_chunk)
+        finally:
+            resp.close()
+        return _normalize(resp, content, started)
+
+    def request_sync(self, config: RequestConfig) -> NormalizedResponse:
+        """Send one request from sync code: requests is called directly, no event loop."""
+        plan: _Plan | None = None
+        try:
+            plan = self._plan(config)
+            return self._fetch(config, plan)
+        except Exception as exc:
+            self._fail(exc, config, plan)
+
+    async def request(self, config: RequestConfig) -> NormalizedResponse:
+        plan: _Plan | None = None
+        try:
+            plan = self._plan(config)
+            if config.stream and config.on_chunk is not None:
+                work = self._stream_async(config, plan, config.on_chunk)
+            else:
+                work = self._in_thread(plan, None, self._fetch, config, plan, first=True)
+            if plan.deadline is None:
+                return await work
+            try:
+                return await asyncio.wait_for(work, plan.deadline - time.monotonic())
+            except asyncio.TimeoutError as exc:
+                raise _TotalTimeout() from exc
+        except Exception as exc:  # asyncio.CancelledError is a BaseException: it passes
+            self._fail(exc, config, plan)
+
+    def _fail(self, exc: Exception, config: RequestConfig, plan: _Plan | None) -> NoReturn:
+        if isinstance(exc, FastRequestsError):
+            raise exc
+        cause: BaseException = exc
+        if isinstance(exc, _TotalTimeout) and exc.__cause__ is not None:
+            cause = exc.__cause__
+        elif plan is not None and plan.past_deadline() and _is_timeout(exc):
+            # The connect/read limit that fired had been clamped to what was left of total.
+            exc = _TotalTimeout()
+        raise self._map_error(exc, config) from cause
+
+    async def _in_thread(
+        self,
+        plan: _Plan,
+        on_abandon: Callable[[concurrent.futures.Future[Any]], None] | None,
+        fn: Callable[..., Any],
+        *args: Any,
+        first: bool = False,
+    ) -> Any:
+        """``fn(*args)`` in the worker pool; if the await is given up, the thread is told to
+        stop early and ``on_abandon`` runs once it has finished. For the ``first`` call of a
+        request, ``Timeout.pool`` bounds the wait for a free worker thread."""
+        future = self._get_executor().submit(fn, *args)
+        pool = None if plan.timeouts is None or not first else plan.timeouts.pool
+        timer = None
+        if pool is not None:
+            timer = asyncio.get_running_loop().call_later(pool, _expire_if_queued, future, plan)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if plan.pool_expired:
+                raise _PoolTimeout() from None
+            self._abandon(plan, future, on_abandon)
+            raise
+        except BaseException:
+            self._abandon(plan, future, on_abandon)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    @staticmethod
+    def _abandon(
+        plan: _Plan,
+        future: concurrent.futures.Future[Any],
+        on_abandon: Callable[[concurrent.futures.Future[Any]], None] | None,
+    ) -> None:
+        plan.abandoned = True
+        if not future.cancel() and on_abandon is not None:
+            future.add_done_callback(on_abandon)
+
+    async def _stream_async(
+        self, config: RequestConfig, plan: _Plan, on_chunk: Callable[[bytes], object]
+    ) -> NormalizedResponse:
+        # Each chunk is read in a worker thread and handed to on_chunk here, on the loop.
+        started = time.monotonic()
+        resp: requests.Response = await self._in_thread(
+            plan, _close_response_of, self._open, config, plan, first=True
+        )
+        chunks = resp.iter_content(_CHUNK)
+        executor = self._get_executor()
+        future: concurrent.futures.Future[bytes | None] | None = None
+        try:
+            while True:
+                future = executor.submit(next, chunks, None)
+                chunk = await asyncio.wrap_future(future)
+                if chunk is None:
+                    break
+                result = self._deliver(on_chunk, chunk, config)
+                if inspect.isawaitable(result):
+                    await result
+        finally:
+            plan.abandoned = True
+            if future is None or future.done():
+                resp.close()
+            else:  # a read is still running in its thread: close once it is over
+                future.add_done_callback(lambda _: resp.close())
+        return _normalize(resp, b"", started)
+
+    def _deliver(
+        self, on_chunk: Callable[[bytes], object], chunk: bytes, config: RequestConfig
+    ) -> object:
+        try:
+            return on_chunk(chunk)
+        except Exception as exc:
+            raise BackendError(
+                f"on_chunk callback raised {_describe(exc)}", backend_name=self.name, url=config.url
+            ) from exc
+
+    # -- errors ----------------------------------------------------------------------------
+    def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
+        """The fastreq exception for a requests / urllib3 / OS error."""
+        if isinstance(exc, FastRequestsError):
+            return exc
+        message = _describe(exc)
+        cls: type[BackendError]
+        if isinstance(exc, (_TotalTimeout, TimeoutError)):
+            cls = RequestTimeoutError
+            total = None if config.timeouts is None else config.timeouts.total
+            message = f"request exceeded its total timeout of {total} s"
+        elif isinstance(exc, _PoolTimeout):
+            cls = PoolTimeoutError
+            pool = None if config.timeouts is None else config.timeouts.pool
+            message = f"no worker thread became free within the pool timeout of {pool} s"
+        elif isinstance(exc, requests.TooManyRedirects):
+            cls = TooManyRedirectsError
+            message = f"more than {config.max_redirects} redirects"
+        elif isinstance(exc, requests.exceptions.ProxyError):
+            cls = ProxyError
+        elif isinstance(exc, requests.exceptions.SSLError):
+            cls = TLSError
+        elif isinstance(exc, requests.ConnectTimeout):
+            cls = ConnectTimeoutError
+        elif isinstance(exc, requests.ReadTimeout):
+            cls = ReadTimeoutError
+        elif isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc):
+            return ConfigurationError(f"SOCKS proxy support is missing: {message}")
+        elif isinstance(exc, ValueError) and isinstance(exc, requests.RequestException):
+            # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
+            return ValidationError(f"invalid request for {config.url}: {message}")
+        elif isinstance(exc, requests.exceptions.ContentDecodingError):
+            cls = ResponseDecodeError
+        elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            cls = ProtocolError
+        elif isinstance(exc, requests.ConnectionError):
+            cls = _connection_error_class(exc)
+        elif isinstance(exc, urllib3.exceptions.HTTPError):  # raised past requests' wrappers
+            cls = _urllib3_error_class(exc)
+        elif isinstance(exc, ssl.SSLError):
+            cls = TLSError
+        else:
+            cls = TransportError
+        return cls(message, backend_name=self.name, url=config.url)
+
+
+def _connection_error_class(exc: requests.ConnectionError) -> type[BackendError]:
+    # requests.ConnectionError wraps urllib3's error: a MaxRetryError around the reason for
+    # connection failures, the error itself for failures while reading the body.
+    reason: Any = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    if isinstance(reason, urllib3.exceptions.HTTPError):
+        cls = _urllib3_error_class(reason)
+        return ConnectError if cls is TransportError else cls
+    return ConnectError
+
+
+def _urllib3_error_class(exc: urllib3.exceptions.HTTPError) -> type[BackendError]:
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.ProxyError):
+        return ProxyError
+    if isinstance(exc, errors.SSLError):
+        return TLSError
+    if isinstance(exc, errors.NewConnectionError):  # a ConnectTimeoutError subclass, alas
+        return ConnectError
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return ConnectTimeoutError
+    if isinstance(exc, (errors.ReadTimeoutError, errors.TimeoutError)):
+        return ReadTimeoutError
+    if isinstance(exc, errors.DecodeError):
+        return ResponseDecodeError
+    if isinstance(exc, errors.ProtocolError):  # "Connection aborted", IncompleteRead...
+        return ProtocolError
+    return TransportError
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, requests.Timeout):
+        return True
+    return isinstance(exc, requests.ConnectionError) and issubclass(
+        _connection_error_class(exc), RequestTimeoutError
+    )
+
+
+def _expire_if_queued(future: concurrent.futures.Future[Any], plan: _Plan) -> None:
+    # Still waiting for a worker thread after Timeout.pool: give up on it.
+    if future.cancel():
+        plan.pool_expired = True
+
+
+def _close_response_of(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+def _normalize(resp: requests.Response, content: bytes, started: float) -> NormalizedResponse:
+    raw = resp.raw
+    return NormalizedResponse(
+        resp.status_code,
+        list(raw.headers.items()),  # urllib3's items() keeps repeated headers apart
+        content,
+        url=resp.url,
+        http_version=_VERSIONS.get(getattr(raw, "version", 0)),
+        elapsed=time.monotonic() - started,
+    )
