@@ -11,7 +11,11 @@ from fastreq.config import DEFAULT_TIMEOUT
 
 
 def test_all_is_sorted_and_importable() -> None:
-    assert list(fastreq.__all__) == sorted(fastreq.__all__)
+    def isort_style(name: str) -> tuple[int, str]:  # ruff RUF022: CONSTANTS, Classes, rest
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert list(fastreq.__all__) == sorted(fastreq.__all__, key=isort_style)
+    assert len(set(fastreq.__all__)) == len(fastreq.__all__)
     for name in fastreq.__all__:
         assert getattr(fastreq, name) is not None
 
