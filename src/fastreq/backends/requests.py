@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +19,15 @@ from typing import Any, NoReturn
 
 import requests
 import requests.adapters
-import urllib3
-import urllib3.exceptions
 
 from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends._requests_errors import (
+    PoolTimeout,
+    TotalTimeout,
+    describe,
+    is_timeout,
+    map_error,
+)
 from fastreq.backends._requests_session import FastreqAdapter, FastreqSession
 from fastreq.backends.base import (
     DEFAULT_MAX_REDIRECTS,
@@ -34,19 +38,7 @@ from fastreq.backends.base import (
 from fastreq.exceptions import (
     BackendError,
     ConfigurationError,
-    ConnectError,
-    ConnectTimeoutError,
     FastRequestsError,
-    PoolTimeoutError,
-    ProtocolError,
-    ProxyError,
-    ReadTimeoutError,
-    RequestTimeoutError,
-    ResponseDecodeError,
-    TLSError,
-    TooManyRedirectsError,
-    TransportError,
-    ValidationError,
 )
 from fastreq.timeouts import Timeout
 
@@ -56,19 +48,6 @@ _CHUNK = 64 * 1024
 _DEFAULT_WORKERS = 256
 _VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _TotalTimeout(Exception):
-    """The request ran past ``Timeout.total``."""
-
-
-class _PoolTimeout(Exception):
-    """No worker thread was free within ``Timeout.pool``."""
 
 
 @dataclass(slots=True)
@@ -97,7 +76,7 @@ class _Plan:
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
-                raise _TotalTimeout()
+                raise TotalTimeout()
             connect = left if connect is None else min(connect, left)
             read = left if read is None else min(read, left)
         return connect, read
@@ -283,7 +262,7 @@ class RequestsBackend(Backend):
                         "on_chunk returned an awaitable; request_sync() needs a plain function"
                     )
             if plan.deadline is not None and time.monotonic() > plan.deadline:
-                raise _TotalTimeout()
+                raise TotalTimeout()
         return b"".join(parts)
 
     def _fetch(self, config: RequestConfig, plan: _Plan) -> NormalizedResponse:
@@ -319,7 +298,7 @@ class RequestsBackend(Backend):
             try:
                 return await asyncio.wait_for(work, plan.deadline - time.monotonic())
             except asyncio.TimeoutError as exc:
-                raise _TotalTimeout() from exc
+                raise TotalTimeout() from exc
         except Exception as exc:  # asyncio.CancelledError is a BaseException: it passes
             self._fail(exc, config, plan)
 
@@ -327,11 +306,11 @@ class RequestsBackend(Backend):
         if isinstance(exc, FastRequestsError):
             raise exc
         cause: BaseException = exc
-        if isinstance(exc, _TotalTimeout) and exc.__cause__ is not None:
+        if isinstance(exc, TotalTimeout) and exc.__cause__ is not None:
             cause = exc.__cause__
-        elif plan is not None and plan.past_deadline() and _is_timeout(exc):
+        elif plan is not None and plan.past_deadline() and is_timeout(exc):
             # The connect/read limit that fired had been clamped to what was left of total.
-            exc = _TotalTimeout()
+            exc = TotalTimeout()
         raise self._map_error(exc, config) from cause
 
     async def _in_thread(
@@ -354,7 +333,7 @@ class RequestsBackend(Backend):
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             if plan.pool_expired:
-                raise _PoolTimeout() from None
+                raise PoolTimeout() from None
             self._abandon(plan, future, on_abandon)
             raise
         except BaseException:
@@ -409,92 +388,13 @@ class RequestsBackend(Backend):
             return on_chunk(chunk)
         except Exception as exc:
             raise BackendError(
-                f"on_chunk callback raised {_describe(exc)}", backend_name=self.name, url=config.url
+                f"on_chunk callback raised {describe(exc)}", backend_name=self.name, url=config.url
             ) from exc
 
     # -- errors ----------------------------------------------------------------------------
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for a requests / urllib3 / OS error."""
-        if isinstance(exc, FastRequestsError):
-            return exc
-        message = _describe(exc)
-        cls: type[BackendError]
-        if isinstance(exc, (_TotalTimeout, TimeoutError)):
-            cls = RequestTimeoutError
-            total = None if config.timeouts is None else config.timeouts.total
-            message = f"request exceeded its total timeout of {total} s"
-        elif isinstance(exc, _PoolTimeout):
-            cls = PoolTimeoutError
-            pool = None if config.timeouts is None else config.timeouts.pool
-            message = f"no worker thread became free within the pool timeout of {pool} s"
-        elif isinstance(exc, requests.TooManyRedirects):
-            cls = TooManyRedirectsError
-            message = f"more than {config.max_redirects} redirects"
-        elif isinstance(exc, requests.exceptions.ProxyError):
-            cls = ProxyError
-        elif isinstance(exc, requests.exceptions.SSLError):
-            cls = TLSError
-        elif isinstance(exc, requests.ConnectTimeout):
-            cls = ConnectTimeoutError
-        elif isinstance(exc, requests.ReadTimeout):
-            cls = ReadTimeoutError
-        elif isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc):
-            return ConfigurationError(f"SOCKS proxy support is missing: {message}")
-        elif isinstance(exc, ValueError) and isinstance(exc, requests.RequestException):
-            # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
-            return ValidationError(f"invalid request for {config.url}: {message}")
-        elif isinstance(exc, requests.exceptions.ContentDecodingError):
-            cls = ResponseDecodeError
-        elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
-            cls = ProtocolError
-        elif isinstance(exc, requests.ConnectionError):
-            cls = _connection_error_class(exc)
-        elif isinstance(exc, urllib3.exceptions.HTTPError):  # raised past requests' wrappers
-            cls = _urllib3_error_class(exc)
-        elif isinstance(exc, ssl.SSLError):
-            cls = TLSError
-        else:
-            cls = TransportError
-        return cls(message, backend_name=self.name, url=config.url)
-
-
-def _connection_error_class(exc: requests.ConnectionError) -> type[BackendError]:
-    # requests.ConnectionError wraps urllib3's error: a MaxRetryError around the reason for
-    # connection failures, the error itself for failures while reading the body.
-    reason: Any = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    if isinstance(reason, urllib3.exceptions.HTTPError):
-        cls = _urllib3_error_class(reason)
-        return ConnectError if cls is TransportError else cls
-    return ConnectError
-
-
-def _urllib3_error_class(exc: urllib3.exceptions.HTTPError) -> type[BackendError]:
-    errors = urllib3.exceptions
-    if isinstance(exc, errors.ProxyError):
-        return ProxyError
-    if isinstance(exc, errors.SSLError):
-        return TLSError
-    if isinstance(exc, errors.NewConnectionError):  # a ConnectTimeoutError subclass, alas
-        return ConnectError
-    if isinstance(exc, errors.ConnectTimeoutError):
-        return ConnectTimeoutError
-    if isinstance(exc, (errors.ReadTimeoutError, errors.TimeoutError)):
-        return ReadTimeoutError
-    if isinstance(exc, errors.DecodeError):
-        return ResponseDecodeError
-    if isinstance(exc, errors.ProtocolError):  # "Connection aborted", IncompleteRead...
-        return ProtocolError
-    return TransportError
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, requests.Timeout):
-        return True
-    return isinstance(exc, requests.ConnectionError) and issubclass(
-        _connection_error_class(exc), RequestTimeoutError
-    )
+        return map_error(exc, config, self.name)
 
 
 def _expire_if_queued(future: concurrent.futures.Future[Any], plan: _Plan) -> None:

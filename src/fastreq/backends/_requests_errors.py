@@ -1,0 +1,131 @@
+"""The requests backend's error mapping: requests / urllib3 / OS errors → fastreq's tree."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import requests
+import urllib3
+import urllib3.exceptions
+
+from fastreq.backends.base import RequestConfig
+from fastreq.exceptions import (
+    BackendError,
+    ConfigurationError,
+    ConnectError,
+    ConnectTimeoutError,
+    FastRequestsError,
+    PoolTimeoutError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    TLSError,
+    TooManyRedirectsError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = ["PoolTimeout", "TotalTimeout", "describe", "is_timeout", "map_error"]
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class TotalTimeout(Exception):
+    """The request ran past ``Timeout.total``."""
+
+
+class PoolTimeout(Exception):
+    """No worker thread was free within ``Timeout.pool``."""
+
+
+def map_error(exc: BaseException, config: RequestConfig, backend_name: str) -> FastRequestsError:
+    """The fastreq exception for a requests / urllib3 / OS error."""
+    if isinstance(exc, FastRequestsError):
+        return exc
+    message = describe(exc)
+    cls: type[BackendError]
+    if isinstance(exc, (TotalTimeout, TimeoutError)):
+        cls = RequestTimeoutError
+        total = None if config.timeouts is None else config.timeouts.total
+        message = f"request exceeded its total timeout of {total} s"
+    elif isinstance(exc, PoolTimeout):
+        cls = PoolTimeoutError
+        pool = None if config.timeouts is None else config.timeouts.pool
+        message = f"no worker thread became free within the pool timeout of {pool} s"
+    elif isinstance(exc, requests.TooManyRedirects):
+        cls = TooManyRedirectsError
+        message = f"more than {config.max_redirects} redirects"
+    elif isinstance(exc, requests.exceptions.ProxyError):
+        cls = ProxyError
+    elif isinstance(exc, requests.exceptions.SSLError):
+        cls = TLSError
+    elif isinstance(exc, requests.ConnectTimeout):
+        cls = ConnectTimeoutError
+    elif isinstance(exc, requests.ReadTimeout):
+        cls = ReadTimeoutError
+    elif isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc):
+        return ConfigurationError(f"SOCKS proxy support is missing: {message}")
+    elif isinstance(exc, ValueError) and isinstance(exc, requests.RequestException):
+        # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
+        return ValidationError(f"invalid request for {config.url}: {message}")
+    elif isinstance(exc, requests.exceptions.ContentDecodingError):
+        cls = ResponseDecodeError
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        cls = ProtocolError
+    elif isinstance(exc, requests.ConnectionError):
+        cls = _connection_error_class(exc)
+    elif isinstance(exc, urllib3.exceptions.HTTPError):  # raised past requests' wrappers
+        cls = _urllib3_error_class(exc)
+    elif isinstance(exc, ssl.SSLError):
+        cls = TLSError
+    else:
+        cls = TransportError
+    return cls(message, backend_name=backend_name, url=config.url)
+
+
+
+def _connection_error_class(exc: requests.ConnectionError) -> type[BackendError]:
+    # requests.ConnectionError wraps urllib3's error: a MaxRetryError around the reason for
+    # connection failures, the error itself for failures while reading the body.
+    reason: Any = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    if isinstance(reason, urllib3.exceptions.HTTPError):
+        cls = _urllib3_error_class(reason)
+        return ConnectError if cls is TransportError else cls
+    return ConnectError
+
+
+def _urllib3_error_class(exc: urllib3.exceptions.HTTPError) -> type[BackendError]:
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.ProxyError):
+        return ProxyError
+    if isinstance(exc, errors.SSLError):
+        return TLSError
+    if isinstance(exc, errors.NewConnectionError):  # a ConnectTimeoutError subclass, alas
+        return ConnectError
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return ConnectTimeoutError
+    if isinstance(exc, (errors.ReadTimeoutError, errors.TimeoutError)):
+        return ReadTimeoutError
+    if isinstance(exc, errors.DecodeError):
+        return ResponseDecodeError
+    if isinstance(exc, errors.ProtocolError):  # "Connection aborted", IncompleteRead...
+        return ProtocolError
+    return TransportError
+
+
+def is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, requests.Timeout):
+        return True
+    return isinstance(exc, requests.ConnectionError) and issubclass(
+        _connection_error_class(exc), RequestTimeoutError
+    )
+
+
