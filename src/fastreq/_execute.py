@@ -46,6 +46,7 @@ class HostContext:
     limiter: AsyncRateLimiter | None = None
     first_token_taken: bool = False
     use_proxy_pool: bool = False
+    trial: bool = False  # holds the breaker's half-open trial, outcome not yet recorded
 
 
 class Executor:
@@ -84,6 +85,16 @@ class Executor:
 
     async def send(self, config: RequestConfig, ctx: HostContext | None = None) -> Attempts:
         """``(response, None, attempts)`` on success, ``(last_response, error, attempts)`` not."""
+        if self._breaker is None or ctx is None:
+            return await self._send(config, ctx)
+        try:
+            return await self._send(config, ctx)
+        finally:
+            if ctx.trial:  # cancelled, or no proxy to send the trial through
+                ctx.trial = False
+                self._breaker.release_trial(ctx.host)
+
+    async def _send(self, config: RequestConfig, ctx: HostContext | None) -> Attempts:
         backend, limiter, policy, jar = self._backend, self._limiter, self._policy, self._jar
         breaker = self._breaker
         pool = self._proxies if ctx is not None and ctx.use_proxy_pool else None
@@ -100,6 +111,7 @@ class Executor:
                         wait = breaker.before_request(ctx.host)
                 except CircuitOpenError as exc:
                     return None, exc, attempts
+                ctx.trial = breaker.holds_trial(ctx.host)
             attempts += 1
             if ctx is not None and ctx.limiter is not None and (
                 attempts > 1 or not ctx.first_token_taken
@@ -134,10 +146,14 @@ class Executor:
                     jar.extract(response.url or config.url, response.get_all("set-cookie"))
                 if response.status_code not in self._statuses:
                     if breaker is not None:
-                        breaker.record_success(ctx.host)  # type: ignore[union-attr]
+                        assert ctx is not None
+                        ctx.trial = False
+                        breaker.record_success(ctx.host)
                     return response, None, attempts
                 if breaker is not None:
-                    breaker.record_failure(ctx.host)  # type: ignore[union-attr]
+                    assert ctx is not None
+                    ctx.trial = False
+                    breaker.record_failure(ctx.host)
                 decision = policy.on_response(response, attempts, config.method)
                 if not decision.retry:
                     return response, RetryExhaustedError(
@@ -148,9 +164,18 @@ class Executor:
                 if decision.delay > 0:
                     await self._sleep(decision.delay)
                 continue
+            proxy_fault = pool is not None and isinstance(error, _PROXY_FAULTS) and config.proxy
             if breaker is not None:
-                breaker.record_failure(ctx.host)  # type: ignore[union-attr]
-            if pool is not None and isinstance(error, _PROXY_FAULTS) and config.proxy:
+                assert ctx is not None
+                if proxy_fault:  # the pool proxy failed, not the host: no mark against it
+                    if ctx.trial:
+                        ctx.trial = False
+                        breaker.release_trial(ctx.host)
+                else:
+                    ctx.trial = False
+                    breaker.record_failure(ctx.host)
+            if proxy_fault:
+                assert pool is not None and config.proxy is not None
                 pool.mark_failed(config.proxy)
                 failed_proxy = config.proxy
             decision = policy.on_error(error, attempts, config.method)

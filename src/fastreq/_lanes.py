@@ -2,10 +2,13 @@
 
 A dispatcher reads inputs lazily and drops each into its host's queue; each host gets at
 most ``per-host concurrency`` lane tasks, created on demand and ended when the host's queue
-runs dry. A lane waits for its host's rate token *before* it takes one of the global
-``concurrency`` slots, so a strict or slow host only ever occupies its own lanes and the
-other hosts keep going. Inputs buffered in host queues are capped (backpressure on the
-reader), so memory stays bounded whatever the input size.
+runs dry. A lane waits until its host's rate token is free *before* it takes one of the
+global ``concurrency`` slots, so a strict or slow host only ever occupies its own lanes and
+the other hosts keep going. The token itself is taken only once the slot is held, at the
+moment the request starts: a token booked earlier could slip while waiting for a slot, and
+several slipped tokens would then start together, over the host's rate. One lane per host
+at a time waits for the token (FIFO, one timer per host). Inputs buffered in host queues are
+capped (backpressure on the reader), so memory stays bounded whatever the input size.
 """
 
 from __future__ import annotations
@@ -27,6 +30,21 @@ class HostGate:
 
     concurrency: int
     limiter: AsyncRateLimiter | None = None
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # the lane waiting for a token
+
+    async def start(self, slots: asyncio.Semaphore) -> None:
+        """Return holding one of ``slots`` and, if rate-limited, a token taken just now."""
+        limiter = self.limiter
+        if limiter is None:
+            await slots.acquire()
+            return
+        async with self.turn:
+            while True:
+                await limiter.wait_until_free()
+                await slots.acquire()
+                if limiter.try_acquire():
+                    return
+                slots.release()  # a retry of this host booked the token meanwhile
 
 
 @dataclass
@@ -59,10 +77,11 @@ async def run_lanes(
                 item = lane.queue.popleft()
                 buffered -= 1
                 space.set()
-                if lane.gate.limiter is not None:
-                    await lane.gate.limiter.acquire()
-                async with slots:
+                await lane.gate.start(slots)
+                try:
                     await handle(item, host)
+                finally:
+                    slots.release()
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 failure.append(exc)

@@ -19,7 +19,6 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from fastreq._batch import BatchSetup, extract_value, run_batch
@@ -144,8 +143,12 @@ class FastRequests:
         self.retry = retry
         self._sleep = sleep or asyncio.sleep
         self._clock = clock or time.monotonic
-        self._limit = (
-            RateLimitConfig(rate=rate_limit, burst=rate_limit_burst)
+        # One limiter and one set of host gates per client: limits hold across request() calls.
+        self._limiter = (
+            AsyncRateLimiter(
+                RateLimitConfig(rate=rate_limit, burst=rate_limit_burst),
+                clock=self._clock, sleep=self._sleep,
+            )
             if rate_limit is not None else None
         )
         self._host_default = HostLimit(per_host_concurrency, per_host_rate_limit, per_host_burst)
@@ -153,15 +156,22 @@ class FastRequests:
         for host, limit in self._host_limits.items():
             if not isinstance(limit, HostLimit):
                 raise ConfigurationError(f"host_limits[{host!r}] must be a HostLimit")
+        self._gates: dict[str, HostGate] = {}
         self._per_host = bool(self._host_limits) or (
             per_host_concurrency is not None or per_host_rate_limit is not None
         )
         if circuit_breaker is True:
             circuit_breaker = CircuitBreakerConfig()
-        self._breaker_config = circuit_breaker or None
+        elif circuit_breaker is False:
+            circuit_breaker = None
+        if circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreakerConfig):
+            raise ConfigurationError(
+                "circuit_breaker must be True, False, None or a CircuitBreakerConfig, "
+                f"got {circuit_breaker!r}"
+            )
         self._breaker = (
-            CircuitBreaker(self._breaker_config, clock=self._clock)
-            if self._breaker_config is not None else None
+            CircuitBreaker(circuit_breaker, clock=self._clock)
+            if circuit_breaker is not None else None
         )
         self._proxy_pool = self._make_proxy_pool(
             proxies, random_proxy, proxy_cooldown, when_proxies_exhausted
@@ -206,8 +216,12 @@ class FastRequests:
             if random_proxy:
                 raise ConfigurationError("random_proxy=True needs proxies=[...]")
             return None
-        if isinstance(proxies, (str, os.PathLike)):
-            proxies = load_proxies(proxies) if Path(proxies).is_file() else [str(proxies)]
+        if isinstance(proxies, os.PathLike) or (
+            isinstance(proxies, str) and ":" not in proxies
+        ):
+            proxies = load_proxies(proxies)  # a file path (a missing one is named as such)
+        elif isinstance(proxies, str):
+            proxies = [proxies]
         return ProxyPool(
             proxies, random_order=random_proxy, cooldown=cooldown,
             when_exhausted=when_exhausted, clock=self._clock, sleep=self._sleep,
@@ -285,18 +299,14 @@ class FastRequests:
     async def _run(
         self, plan: Plan, rtype: ReturnType, parse_func: Callable[[Any], Any] | None
     ) -> tuple[list[Any], list[FailureDetails]]:
-        limiter = (
-            AsyncRateLimiter(self._limit, clock=self._clock, sleep=self._sleep)
-            if self._limit is not None else None
-        )
         executor = Executor(
-            self.backend, RetryPolicy(self.retry), limiter, self._sleep,
+            self.backend, RetryPolicy(self.retry), self._limiter, self._sleep,
             breaker=self._breaker, proxies=self._proxy_pool, jar=self._jar,
         )
         setup = BatchSetup(
             executor=executor,
             concurrency=self.concurrency,
-            gate_for=self._gate_factory() if self._per_host else None,
+            gate_for=self._gate_for if self._per_host else None,
             needs_host=self._per_host or self._breaker is not None,
             proxy_pool=self._proxy_pool is not None,
             no_proxy=self._no_proxy,
@@ -310,23 +320,18 @@ class FastRequests:
             if not self._entered and self._active == 0:
                 await self.backend.close()
 
-    def _gate_factory(self) -> Callable[[str], HostGate]:
-        gates: dict[str, HostGate] = {}
-
-        def gate_for(host: str) -> HostGate:
-            gate = gates.get(host)
-            if gate is None:
-                limit = self._host_limits.get(host, self._host_default)
-                limiter = None
-                if limit.rate_limit is not None:
-                    limiter = AsyncRateLimiter(
-                        RateLimitConfig(limit.rate_limit, limit.burst),
-                        clock=self._clock, sleep=self._sleep,
-                    )
-                gate = gates[host] = HostGate(limit.concurrency or self.concurrency, limiter)
-            return gate
-
-        return gate_for
+    def _gate_for(self, host: str) -> HostGate:
+        gate = self._gates.get(host)
+        if gate is None:
+            limit = self._host_limits.get(host, self._host_default)
+            limiter = None
+            if limit.rate_limit is not None:
+                limiter = AsyncRateLimiter(
+                    RateLimitConfig(limit.rate_limit, limit.burst),
+                    clock=self._clock, sleep=self._sleep,
+                )
+            gate = self._gates[host] = HostGate(limit.concurrency or self.concurrency, limiter)
+        return gate
 
     def _shape(self, plan: Plan, results: list[Any], failures: list[FailureDetails]) -> Any:
         total = len(results)

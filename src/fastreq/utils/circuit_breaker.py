@@ -100,6 +100,19 @@ class CircuitBreaker:
             )
         return wait
 
+    def holds_trial(self, host: str) -> bool:
+        """Whether a half-open trial of ``host`` is out (right after ``before_request``
+        returned ``0.0``: whether that caller got the trial)."""
+        entry = self._hosts.get(host)
+        return entry is not None and entry.trial_in_flight
+
+    def release_trial(self, host: str) -> None:
+        """The trial ended without an outcome (cancelled, no proxy free): the next caller
+        gets the trial instead of the host staying blocked for good."""
+        entry = self._hosts.get(host)
+        if entry is not None:
+            entry.trial_in_flight = False
+
     def record_success(self, host: str) -> None:
         entry = self._hosts.get(host)
         if entry is not None:

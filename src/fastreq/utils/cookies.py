@@ -1,7 +1,8 @@
 """Cookies a client keeps between requests: the user's own and those servers set.
 
 Server cookies are kept **per host** (host-only: a cookie from ``a.example.com`` goes back to
-``a.example.com`` and nowhere else, whatever its ``Domain`` attribute says), honour ``Path``,
+``a.example.com`` and nowhere else, whatever its ``Domain`` attribute says), honour ``Path``
+(default: the directory of the URL that set them, as RFC 6265 says),
 ``Secure`` (https only), ``Max-Age`` and ``Expires`` (an expired cookie deletes the stored one).
 User cookies (``cookies=`` / :meth:`CookieJar.set`) go to every host, as the user asked.
 
@@ -32,13 +33,22 @@ class _Cookie:
     expires: float | None  # wall-clock seconds, None: session cookie
 
 
-def _parse_set_cookie(header: str, now: float) -> tuple[str, _Cookie] | None:
+def _default_path(request_path: str) -> str:
+    """RFC 6265 5.1.4: the request path up to (not including) its last ``/``, or ``/``."""
+    if not request_path.startswith("/") or request_path.count("/") == 1:
+        return "/"
+    return request_path[: request_path.rindex("/")]
+
+
+def _parse_set_cookie(
+    header: str, now: float, default_path: str = "/"
+) -> tuple[str, _Cookie] | None:
     parts = header.split(";")
     name, sep, value = parts[0].partition("=")
     name = name.strip()
     if not sep or not name:
         return None
-    cookie = _Cookie(value.strip().strip('"'), "/", False, None)
+    cookie = _Cookie(value.strip().strip('"'), default_path, False, None)
     max_age_seen = False
     for attr in parts[1:]:
         key, _, val = attr.partition("=")
@@ -105,8 +115,9 @@ class CookieJar:
         if not host:
             return
         now = self._now()
+        default_path = _default_path(parts.path)
         for header in set_cookie_headers:
-            parsed = _parse_set_cookie(header, now)
+            parsed = _parse_set_cookie(header, now, default_path)
             if parsed is None:
                 continue
             name, cookie = parsed

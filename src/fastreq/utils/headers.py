@@ -70,7 +70,12 @@ class UserAgentPool:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> UserAgentPool:
         """One user agent per line; blank lines and ``#`` comments skipped."""
-        lines = Path(path).read_text("utf-8").splitlines()
+        try:
+            lines = Path(path).read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"cannot read the user agents file {str(path)!r}: {exc}"
+            ) from exc
         return cls(line for line in lines if not line.lstrip().startswith("#"))
 
     def random(self) -> str:

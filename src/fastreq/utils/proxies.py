@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import random
 import time
@@ -86,27 +87,49 @@ def proxies_from_env(environ: dict[str, str] | None = None) -> list[str]:
     return [parse_proxy(s) for s in specs]
 
 
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 def bypasses_proxy(host: str, no_proxy: str | None) -> bool:
     """Whether ``host`` matches a ``NO_PROXY`` list, on domain boundaries only.
 
     ``example.com`` (or ``.example.com``) matches ``example.com`` and ``api.example.com`` but
-    not ``badexample.com``; ``*`` matches everything; ports in entries are ignored.
+    not ``badexample.com``; ``*`` matches everything; ports in entries are ignored. IP
+    addresses match whole (``[::1]`` or ``::1`` for IPv6) or by CIDR (``10.0.0.0/8``), never
+    by suffix.
     """
     if not no_proxy:
         return False
     host = host.lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     for entry in no_proxy.split(","):
         entry = entry.strip().lower()
         if not entry:
             continue
         if entry == "*":
             return True
-        if entry.startswith("[") and "]" in entry:
-            entry = entry[1 : entry.index("]")]
+        if entry.startswith("["):
+            entry = entry[1 : entry.index("]")] if "]" in entry else entry[1:]
         elif entry.count(":") == 1:
             entry = entry.split(":", 1)[0]
         entry = entry.lstrip("*").lstrip(".").rstrip(".")
-        if entry and (host == entry or host.endswith("." + entry)):
+        if not entry:
+            continue
+        if host == entry:
+            return True
+        if "/" in entry:
+            address = _ip(host)
+            try:
+                if address is not None and address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        elif host.endswith("." + entry) and _ip(host) is None:
             return True
     return False
 

@@ -143,6 +143,26 @@ class AsyncRateLimiter:
         if delay > 0:
             await self._sleep(delay)
 
+    def delay(self) -> float:
+        """Seconds until a token is free, without booking one (0: one is free now)."""
+        wait = self._tat - self._tolerance - self._clock()
+        return wait if wait > 1e-9 else 0.0
+
+    def try_acquire(self) -> bool:
+        """Take a token if one is free at this instant; never waits, never books ahead."""
+        if self.delay() > 0:
+            return False
+        now = self._clock()
+        self._tat = (self._tat if self._tat > now else now) + self._interval
+        return True
+
+    async def wait_until_free(self) -> None:
+        """Sleep until a token is free (without taking it: follow with :meth:`try_acquire`)."""
+        delay = self.delay()
+        while delay > 0:
+            await self._sleep(delay)
+            delay = self.delay()
+
     async def __aenter__(self) -> AsyncRateLimiter:
         await self.acquire()
         return self

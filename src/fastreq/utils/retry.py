@@ -37,7 +37,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRY_AFTER_STATUSES = frozenset({413, 429, 503})
 # Errors where the request provably never reached the server: safe to resend for any method.
-_NOT_SENT: tuple[type[BaseException], ...] = (ConnectError, ConnectTimeoutError, PoolTimeoutError)
+# A ProxyError is the proxy refusing or failing the connection (CONNECT, SOCKS, proxy down):
+# the request was never forwarded.
+_NOT_SENT: tuple[type[BaseException], ...] = (
+    ConnectError, ConnectTimeoutError, PoolTimeoutError, ProxyError,
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ class RetryConfig:
       timeout, truncated response, proxy; not TLS or redirect loops);
     - ``retry_methods``: methods that may be resent after the server may have acted on them
       (idempotent ones by default; ``None`` retries every method). Errors that prove the
-      request never left (connection refused, connect timeout) are retried for any method;
+      request never left (connection refused, connect timeout, a proxy that failed) are
+      retried for any method;
     - ``respect_retry_after``: a 429/503 ``Retry-After`` (seconds or HTTP-date) replaces the
       backoff delay; a value above ``retry_after_cap`` fails that input at once instead of
       parking a worker for an hour.

@@ -1,0 +1,195 @@
+"""Smoke test of the benchmark harness (bench/): its pure pieces and one tiny measurement.
+
+Never about speed: nginx and apt are not needed; one raw-aiohttp measurement of 200 requests
+runs against a small keep-alive server in a thread, and only its row and zero errors are
+checked. The full benchmark is ``python bench/run.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+BODY = b'{"id":1,"name":"fastreq","ok":true}'
+
+
+def _load(name: str) -> ModuleType:
+    """Import ``bench/<name>.py`` (bench/ is a directory of scripts, not a package)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the harness's modules import each other by name
+    if name.startswith("_"):  # _report, _nginx, _clients: the names run.py imports them by
+        return importlib.import_module(name)
+    qualified = f"fastreq_bench_{name}"  # run.py: too generic a name for sys.modules
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(qualified, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    return _load("_report")
+
+
+@pytest.fixture(scope="module")
+def nginx() -> ModuleType:
+    return _load("_nginx")
+
+
+@pytest.fixture(scope="module")
+def run() -> ModuleType:
+    return _load("run")
+
+
+# -- pure pieces -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("version", "listen"),
+    [((1, 22, 1), "listen 127.0.0.1:8443 ssl http2;"), ((1, 25, 1), "http2 on;")],
+)
+def test_nginx_conf_renders(nginx: ModuleType, version: tuple[int, ...], listen: str) -> None:
+    conf = nginx.render_nginx_conf("/tmp/x", 8080, 8443, version, "/tmp/x/c.pem", "/tmp/x/k.pem")
+    for line in ("worker_processes 1;", "daemon off;", "access_log off;",
+                 "keepalive_requests 100000;", "listen 127.0.0.1:8080", listen,
+                 "ssl_certificate /tmp/x/c.pem;", "access_log /tmp/x/tls_access.log conn;"):
+        assert line in conf
+    assert "{" in conf and "{{" not in conf  # the template's braces were unescaped
+
+
+def test_wrk_output_parsed(report: ModuleType) -> None:
+    out = """Running 2s test @ http://127.0.0.1:1/small.json
+  1 threads and 64 connections
+  73137 requests in 2.00s, 21.42MB read
+  Non-2xx or 3xx responses: 3
+  Socket errors: connect 0, read 1, write 0, timeout 2
+Requests/sec:  36568.50
+Transfer/sec:     10.71MB
+"""
+    stats = report.parse_wrk(out)
+    assert stats["requests"] == 73137
+    assert stats["seconds"] == pytest.approx(2.0)
+    assert stats["bytes"] == pytest.approx(21.42 * 1024 * 1024)
+    assert stats["errors"] == 6
+
+
+def test_connections_counted(report: ModuleType) -> None:
+    lines = ["7 HTTP/2.0 200", "7 HTTP/2.0 200", "9 HTTP/1.1 200", ""]
+    assert report.count_connections(lines) == (2, "HTTP/1.1,HTTP/2.0")
+
+
+def test_table_and_ratios(report: ModuleType) -> None:
+    runs = [report.Run(requests=1000, wall=w, cpu=0.05, rss_peak_kb=40 * 1024, errors=0,
+                       nbytes=1000 * 1024 * 1024, rss_growth_kb=1024) for w in (0.5, 0.25, 1.0)]
+    fast = report.summarize("a", "client a", runs)
+    slow = report.summarize("b", "client b", [report.Run.failure(1000, "crashed", "boom")])
+    assert fast.rps == (2000.0, 1000.0, 4000.0)
+    assert fast.cpu_us == pytest.approx(50.0)
+    table = report.render_table([fast, slow], mbps=True, growth=True)
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith("| client a | ") and "2,000 (1,000" in lines[2]
+    assert "| 1000 | crashed; boom |" in lines[3]  # a failed run: all its requests are errors
+    rows = {"a": fast, "b": slow}
+    assert report.ratio_of(rows, "a", "a") == pytest.approx(1.0)
+    verdicts = [
+        report.Ratio("x", report.ratio_of(rows, "a", "a"), 0.9).verdict,
+        report.Ratio("y", 0.5, 0.75).verdict,
+        report.Ratio("z", report.ratio_of(rows, "a", "b"), 1.0).verdict,
+        report.Ratio("w", 1.0, 4, higher_is_better=False).verdict,
+    ]
+    assert verdicts == ["PASS", "FAIL", "n/a", "PASS"]
+    assert "| x | 1.00" in report.render_ratios([report.Ratio("x", 1.0, 0.9)])
+
+
+def test_workloads_and_only(run: ModuleType) -> None:
+    args = run.parse_args(["--quick", "--only", "small/raw-*,h2"])
+    workloads = run.build_workloads(args, None)
+    assert [w.key for w in workloads] == ["small", "h2"]
+    small = {e.client: e.n for e in workloads[0].entries}
+    assert set(small) == {"raw-pycurl", "raw-aiohttp", "raw-aiohttp-uvloop", "raw-httpx",
+                          "raw-niquests", "raw-requests"}
+    assert small["raw-pycurl"] == 5000 and small["raw-httpx"] < 5000
+    assert all(e.n == 1000 for e in workloads[1].entries)
+
+
+# -- one tiny measurement --------------------------------------------------------------------
+class _KeepAlive(asyncio.Protocol):
+    """HTTP/1.1 keep-alive: every request (GET, no body) gets the JSON body."""
+
+    response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+    def __init__(self, transports: set[asyncio.BaseTransport]) -> None:
+        self.transports = transports
+        self.buf = b""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.transports.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transports.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        count = self.buf.count(b"\r\n\r\n")
+        if count:
+            self.buf = self.buf[self.buf.rfind(b"\r\n\r\n") + 4:]
+            self.transport.write(self.response * count)
+
+
+@pytest.fixture
+def json_server() -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    transports: set[asyncio.BaseTransport] = set()
+    server = loop.run_until_complete(
+        loop.create_server(lambda: _KeepAlive(transports), "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/small.json"
+    finally:
+        async def shutdown() -> None:
+            server.close()
+            for t in list(transports):
+                t.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+@pytest.mark.timeout(30)
+def test_one_client_measured(report: ModuleType, json_server: str) -> None:
+    pytest.importorskip("aiohttp")
+    clients = _load("_clients")
+    spec = {"client": "raw-aiohttp", "kind": "json", "url": json_server, "n": 200, "conc": 8,
+            "expect_body": BODY.decode(), "warmup": 16}
+    data = clients.measure(spec)
+    run = report.Run(
+        requests=data["requests"], wall=data["wall"], cpu=data["cpu"],
+        rss_peak_kb=data["rss_peak_kb"], errors=data["errors"], nbytes=data["nbytes"],
+        first_error=data["first_error"], loop=data["loop"],
+        rss_growth_kb=data["rss_growth_kb"],
+    )
+    row = report.summarize("raw-aiohttp", "raw aiohttp", [run])
+    assert row.errors == 0, row.notes
+    assert run.nbytes == 200 * len(BODY)
+    line = report.render_table([row]).splitlines()[-1]
+    assert line.startswith("| raw aiohttp | asyncio | 200 | ")
+    assert line.endswith("| 0 |  |")
