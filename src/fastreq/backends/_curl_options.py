@@ -1,0 +1,156 @@
+"""Applying a :class:`RequestConfig` to a libcurl easy handle (the backend's slow path)."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pycurl
+
+from fastreq.backends._common import encode_body, outgoing_headers
+from fastreq.backends._curl_handle import Easy
+from fastreq.backends.base import RequestConfig
+from fastreq.exceptions import ValidationError
+from fastreq.timeouts import Timeout
+
+__all__ = ["HAS_HTTP2", "HAS_HTTP3", "apply_all", "set_headers"]
+
+HAS_HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
+HAS_HTTP3 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP3)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # send Content-Length: 0 when empty
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
+_HTTP_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
+
+
+@lru_cache(maxsize=256)
+def _parse_proxy(proxy: str) -> tuple[str, str | None, str | None]:
+    """``(proxy URL without credentials, username, password)``, credentials unquoted."""
+    parts = urlsplit(proxy)
+    scheme = parts.scheme.lower()
+    hostport = parts.netloc.rpartition("@")[2]
+    if scheme not in _PROXY_SCHEMES or not hostport:
+        raise ValidationError(
+            f"proxy must look like scheme://[user:password@]host[:port] with scheme one of "
+            f"{', '.join(sorted(_PROXY_SCHEMES))}; got {proxy!r}"
+        )
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return f"{scheme}://{hostport}", user, password
+
+
+def set_headers(setopt: Any, headers: dict[str, str]) -> None:
+    """The header list: never ``Expect: 100-continue``; Accept-Encoding through libcurl.
+
+    ``ACCEPT_ENCODING`` "" offers every encoding libcurl decodes; a caller's value is sent
+    as is and libcurl still decodes what it can.
+    """
+    lines = ["Expect:"]
+    accept_encoding = ""
+    for name, value in headers.items():
+        if (not name or ":" in name or "\r" in name or "\n" in name or "\r" in value
+                or "\n" in value):
+            raise ValidationError(f"invalid header {name!r}: {value!r} (CR, LF or ':' in it)")
+        if name.lower() == "accept-encoding":
+            accept_encoding = value
+        elif value:
+            lines.append(f"{name}: {value}")
+        else:
+            lines.append(f"{name};")  # "Name:" would tell libcurl to drop the header
+    setopt(pycurl.HTTPHEADER, lines)
+    setopt(pycurl.ACCEPT_ENCODING, accept_encoding)
+
+
+def apply_all(
+    h: Easy, config: RequestConfig, url: str, *, h2: bool, http3: bool, ca_bundle: str | None
+) -> None:
+    """``reset()`` ``h`` and apply every option ``config`` implies (the slow path)."""
+    h.key = None
+    h.stream_error = None
+    h.reset()
+    setopt = h.setopt
+    body, content_type = encode_body(config)
+    headers = outgoing_headers(config, content_type)
+    setopt(pycurl.USERAGENT, "")  # none of pycurl's own: fastreq's layer sets one
+    setopt(pycurl.URL, url)
+    setopt(pycurl.NOSIGNAL, 1)
+    setopt(pycurl.PROTOCOLS, _HTTP_PROTOCOLS)
+    setopt(pycurl.REDIR_PROTOCOLS, _HTTP_PROTOCOLS)
+    setopt(pycurl.HEADERFUNCTION, h.hdrs.append)
+    if config.stream and config.on_chunk is not None:
+        setopt(pycurl.WRITEFUNCTION, _chunk_writer(h, config.on_chunk))
+    else:
+        setopt(pycurl.WRITEFUNCTION, h.chunks.append)
+    # HTTP version: h2 over TLS (h1.1 on plain http), multiplexed when possible (no
+    # PIPEWAIT: see Engine.gate for how a cold burst still shares one connection)
+    if http3 and h2 and config.http2:
+        setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_3)
+    elif h2 and config.http2:
+        setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
+    else:
+        setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    # method and body
+    method = config.method.upper()
+    if method == "HEAD":
+        setopt(pycurl.NOBODY, 1)
+    elif body is not None or method in _BODY_METHODS:
+        data = body if body is not None else b""
+        setopt(pycurl.POSTFIELDSIZE_LARGE, len(data))
+        setopt(pycurl.POSTFIELDS, data)
+        if method != "POST":
+            setopt(pycurl.CUSTOMREQUEST, method)
+    elif method != "GET":
+        setopt(pycurl.CUSTOMREQUEST, method)
+    set_headers(setopt, headers)
+    # redirects
+    if config.follow_redirects:
+        setopt(pycurl.FOLLOWLOCATION, 1)
+        setopt(pycurl.MAXREDIRS, max(0, config.max_redirects))
+    # TLS
+    if ca_bundle is not None:
+        setopt(pycurl.CAINFO, ca_bundle)
+        setopt(pycurl.PROXY_CAINFO, ca_bundle)
+    if not config.verify_ssl:
+        setopt(pycurl.SSL_VERIFYPEER, 0)
+        setopt(pycurl.SSL_VERIFYHOST, 0)
+        setopt(pycurl.PROXY_SSL_VERIFYPEER, 0)
+        setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
+    # timeouts
+    timeouts = config.timeouts
+    if timeouts is not None:
+        _apply_timeouts(setopt, timeouts)
+    # proxy: "" disables libcurl's own reading of HTTP_PROXY & co.
+    if config.proxy:
+        proxy, user, password = _parse_proxy(config.proxy)
+        setopt(pycurl.PROXY, proxy)
+        if user is not None:
+            setopt(pycurl.PROXYUSERNAME, user)
+            setopt(pycurl.PROXYPASSWORD, password or "")
+    else:
+        setopt(pycurl.PROXY, "")
+
+
+def _apply_timeouts(setopt: Any, timeouts: Timeout) -> None:
+    if timeouts.connect is not None:
+        setopt(pycurl.CONNECTTIMEOUT_MS, max(1, math.ceil(timeouts.connect * 1000)))
+    if timeouts.total is not None:
+        setopt(pycurl.TIMEOUT_MS, max(1, math.ceil(timeouts.total * 1000)))
+    if timeouts.read is not None:
+        setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(timeouts.read)))
+
+
+def _chunk_writer(h: Easy, on_chunk: Any) -> Any:
+    """A WRITEFUNCTION that hands each chunk to ``on_chunk``; an error aborts the transfer."""
+    h.stream_error = None
+
+    def write(chunk: bytes) -> int | None:
+        try:
+            on_chunk(chunk)
+        except Exception as exc:  # surfaced by request() as a BackendError
+            h.stream_error = exc
+            return 0  # fewer bytes than given: libcurl aborts with CURLE_WRITE_ERROR
+        return None
+
+    return write

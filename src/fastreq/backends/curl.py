@@ -1,0 +1,275 @@
+"""``backend="curl"``: fastreq's own engine on libcurl's multi interface (via ``pycurl``).
+
+The fastest backend: libcurl does the HTTP work (keep-alive connection cache per host,
+HTTP/2 multiplexing, gzip/deflate/brotli decoding, TLS) and the event loop only relays
+socket readiness to it. See :mod:`fastreq.backends._curl_engine` for how the loop drives it.
+
+Example::
+
+    import asyncio
+    from fastreq.backends.base import RequestConfig
+    from fastreq.backends.curl import CurlBackend
+
+    async def main() -> None:
+        async with CurlBackend() as backend:
+            response = await backend.request(RequestConfig("https://example.com/"))
+            print(response.status_code, response.http_version, len(response.content))
+
+    asyncio.run(main())
+
+Notes on the mapping of :class:`~fastreq.backends.base.RequestConfig`:
+
+- ``Timeout.connect`` -> ``CONNECTTIMEOUT_MS`` (DNS + TCP + TLS + proxy handshake),
+  ``Timeout.total`` -> ``TIMEOUT_MS``. ``Timeout.read`` is approximated with libcurl's
+  low-speed limit: the transfer is aborted when less than 1 byte/s arrives on average over
+  ``ceil(read)`` whole seconds (libcurl checks once a second, so a stall is detected after
+  ``ceil(read)`` to ``ceil(read) + 1`` s). ``Timeout.pool`` is not enforced (libcurl queues
+  transfers waiting for a connection internally; a ``total`` limit covers that wait).
+- Server cookies are never stored: libcurl's cookie engine stays off; ``cookies=`` is sent as
+  a ``Cookie`` header.
+- Environment proxies (``HTTP_PROXY``...) are ignored: only ``RequestConfig.proxy`` is used.
+- A caller-set ``Accept-Encoding`` is sent verbatim and libcurl still decodes the encodings it
+  supports (gzip, deflate, br), like the other backends; otherwise libcurl offers all of them.
+  No ``Expect: 100-continue``, no User-Agent of its own (fastreq's layer sets one).
+- ``response.url`` is the URL requested (with ``params``) unless a redirect was followed;
+  then it is libcurl's effective URL.
+- HTTP/2: ``CURL_HTTP_VERSION_2TLS`` (h2 via ALPN on https, HTTP/1.1 on http), multiplexing
+  on. A cold burst to a new https origin shares the first connection without
+  ``CURLOPT_PIPEWAIT`` (which would queue everything behind a slow first response on an
+  HTTP/1.1 server): see ``Engine.gate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pycurl
+
+from fastreq.backends._common import build_url, outgoing_headers
+from fastreq.backends._curl_engine import CLOSED_CODE, Engine
+from fastreq.backends._curl_errors import callback_error, closed_error, curl_error
+from fastreq.backends._curl_handle import Easy
+from fastreq.backends._curl_options import HAS_HTTP2, HAS_HTTP3, apply_all, set_headers
+from fastreq.backends._curl_response import last_block, make_response
+from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
+from fastreq.exceptions import ConfigurationError, ValidationError
+
+__all__ = ["CurlBackend"]
+
+_URL = pycurl.URL
+_RESPONSE_CODE = pycurl.RESPONSE_CODE
+_EFFECTIVE_URL = pycurl.EFFECTIVE_URL
+_TOTAL_TIME = pycurl.TOTAL_TIME
+_REDIRECT_COUNT = pycurl.REDIRECT_COUNT
+_CONTENT_TYPE = pycurl.CONTENT_TYPE
+
+
+class CurlBackend(Backend):
+    """fastreq's engine on libcurl's multi interface (``pip install fastreq[curl]``).
+
+    - ``http2_enabled``: negotiate HTTP/2 over TLS (ALPN) and multiplex requests to a host
+      over one connection; plain ``http://`` stays HTTP/1.1 with keep-alive.
+    - ``max_host_connections``: cap on connections per host (0: no cap; extra transfers wait
+      inside libcurl for a free connection).
+    - ``ca_bundle``: a PEM file of CA certificates to trust instead of the default store.
+    - ``http3``: try HTTP/3 (QUIC) for ``https://`` when libcurl was built with it.
+    - ``poller``: ``"auto"`` (a private epoll set on Linux), ``"epoll"`` or ``"loop"`` (one
+      loop reader/writer per socket); a tuning and testing knob.
+
+    Example::
+
+        async with CurlBackend(max_host_connections=8) as backend:
+            r = await backend.request(RequestConfig("https://example.com/", timeout=10))
+    """
+
+    def __init__(
+        self,
+        http2_enabled: bool = True,
+        *,
+        max_host_connections: int = 0,
+        ca_bundle: str | None = None,
+        http3: bool = False,
+        poller: str = "auto",
+    ) -> None:
+        super().__init__(http2_enabled)
+        if max_host_connections < 0:
+            raise ValidationError("max_host_connections must be >= 0 (0: no limit)")
+        if poller not in ("auto", "epoll", "loop"):
+            raise ValidationError(f"poller must be 'auto', 'epoll' or 'loop', got {poller!r}")
+        self._max_host_connections = max_host_connections
+        self._ca_bundle = ca_bundle
+        self._http3 = http3 and HAS_HTTP3
+        self._poller = poller
+        self._h2 = http2_enabled and HAS_HTTP2
+        self._engine: Engine | None = None
+
+    @property
+    def name(self) -> str:
+        return "curl"
+
+    def supports_http2(self) -> bool:
+        """Whether the installed libcurl speaks HTTP/2."""
+        return HAS_HTTP2
+
+    # -- engine lifecycle ----------------------------------------------------------------
+    def _start_engine(self, loop: asyncio.AbstractEventLoop) -> Engine:
+        old = self._engine
+        if old is not None:
+            if old.loop.is_running() and not old.loop.is_closed():
+                raise ConfigurationError(
+                    "this CurlBackend is in use on another running event loop; "
+                    "use one backend instance per event loop"
+                )
+            old.close()
+        self._engine = Engine(
+            loop,
+            max_host_connections=self._max_host_connections,
+            multiplex=self._http2_enabled,
+            poller=self._poller,
+        )
+        return self._engine
+
+    async def close(self) -> None:
+        """Close every connection and handle; the next request starts a fresh engine."""
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - close() is a coroutine
+            loop = None
+        if loop is engine.loop or engine.loop.is_closed() or not engine.loop.is_running():
+            engine.close()
+        else:  # owned by a loop running in another thread: close it there
+            engine.loop.call_soon_threadsafe(engine.close)
+
+    # -- one request ---------------------------------------------------------------------
+    async def request(self, config: RequestConfig) -> NormalizedResponse:
+        loop = asyncio.get_running_loop()
+        engine = self._engine
+        if engine is None or engine.loop is not loop:
+            engine = self._start_engine(loop)
+        h = engine.acquire()
+        try:
+            url = self._configure(h, config)
+        except BaseException:
+            h.key = None
+            engine.release(h)
+            raise
+        if self._h2 and config.http2 and url.startswith("https://"):
+            return await self._request_gated(engine, h, url, config)
+        fut: asyncio.Future[int] = loop.create_future()
+        engine.add(h, fut)
+        try:
+            code = await fut
+        except BaseException:  # cancelled: detach the transfer, keep the handle
+            engine.abandon(h)
+            raise
+        try:
+            if code:
+                raise self._error(h, code, url, config)
+            return self._response(h, url, config.follow_redirects)
+        finally:
+            engine.release(h)
+
+    async def _request_gated(
+        self, engine: Engine, h: Easy, url: str, config: RequestConfig
+    ) -> NormalizedResponse:
+        """An https request that may multiplex: see :meth:`Engine.gate`."""
+        slash = url.find("/", 8)
+        origin = url if slash < 0 else url[:slash]
+        if config.proxy:
+            origin = f"{origin} via {config.proxy}"
+        pioneer = False
+        if not engine.origin_ready(origin):
+            try:
+                pioneer = await engine.gate(origin)
+            except BaseException:
+                engine.release(h)
+                raise
+        if engine.closed:
+            engine.release(h)
+            raise closed_error(url, "the backend was closed while the request was waiting")
+        if pioneer:
+            engine.pioneer(h, origin)
+        fut: asyncio.Future[int] = engine.loop.create_future()
+        engine.add(h, fut)
+        try:
+            try:
+                code = await fut
+            except BaseException:
+                engine.abandon(h)
+                raise
+            try:
+                if code:
+                    raise self._error(h, code, url, config)
+                return self._response(h, url, config.follow_redirects)
+            finally:
+                engine.release(h)
+        finally:
+            if pioneer:
+                engine.origin_done(origin)
+
+    def _configure(self, h: Easy, config: RequestConfig) -> str:
+        """Apply ``config`` to ``h``; returns the URL.
+
+        A pooled handle keeps its options: when they match (the usual case in a batch) only
+        the URL is set, when only the headers differ (a rotating User-Agent) only the header
+        list; otherwise the handle is ``reset()`` and everything is applied again.
+        """
+        url = build_url(config.url, config.params) if config.params else config.url
+        if config.data is None and config.json is None and config.on_chunk is None:
+            key = (
+                config.method, config.timeout, config.proxy, config.verify_ssl,
+                config.follow_redirects, config.max_redirects, config.http2,
+            )
+            if key == h.key:
+                if config.headers != h.headers or config.cookies != h.cookies:
+                    set_headers(h.setopt, outgoing_headers(config, None))
+                    h.headers = dict(config.headers) if config.headers is not None else None
+                    h.cookies = dict(config.cookies) if config.cookies is not None else None
+                h.setopt(_URL, url)
+                return url
+            self._apply_all(h, config, url)
+            h.key = key
+            h.headers = dict(config.headers) if config.headers is not None else None
+            h.cookies = dict(config.cookies) if config.cookies is not None else None
+        else:
+            self._apply_all(h, config, url)
+            h.key = None  # bodies and stream callbacks are per request: reset next time
+        return url
+
+    def _apply_all(self, h: Easy, config: RequestConfig, url: str) -> None:
+        apply_all(h, config, url, h2=self._h2, http3=self._http3, ca_bundle=self._ca_bundle)
+
+    # -- results ------------------------------------------------------------------------
+    @staticmethod
+    def _response(h: Easy, url: str, followed: bool) -> NormalizedResponse:
+        getinfo = h.getinfo
+        blob, version, earlier = last_block(h.hdrs)
+        content_type: str | None = getinfo(_CONTENT_TYPE)
+        if content_type:
+            mime = content_type.partition(";")[0].strip().lower()
+            is_json = mime == "application/json" or mime.endswith("+json")
+        else:
+            is_json = False
+        return make_response(
+            getinfo(_RESPONSE_CODE),
+            blob,
+            b"".join(h.chunks),
+            # EFFECTIVE_URL costs ~1.4 µs (libcurl rebuilds it): only after a redirect
+            getinfo(_EFFECTIVE_URL) if earlier and followed and getinfo(_REDIRECT_COUNT) else url,
+            is_json,
+            version,
+            getinfo(_TOTAL_TIME),
+        )
+
+    @staticmethod
+    def _error(h: Easy, code: int, url: str, config: RequestConfig) -> Exception:
+        if code == CLOSED_CODE:
+            return closed_error(url, h.errmsg)
+        if h.stream_error is not None:
+            exc, h.stream_error = h.stream_error, None
+            return callback_error(url, exc)
+        connected = h.getinfo(pycurl.REQUEST_SIZE) > 0  # bytes of request sent
+        return curl_error(code, h.errmsg, url, connected=connected, via_proxy=bool(config.proxy))
