@@ -142,7 +142,7 @@ class Executor:
                 )
                 error.__cause__ = exc
             else:
-                if jar is not None and "set-cookie" in response.headers:
+                if jar is not None and response.has_header("set-cookie"):
                     jar.extract(response.url or config.url, response.get_all("set-cookie"))
                 if response.status_code not in self._statuses:
                     if breaker is not None:

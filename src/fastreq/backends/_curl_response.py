@@ -93,6 +93,12 @@ class CurlResponse(NormalizedResponse):
     def header_items(self, value: list[tuple[str, str]]) -> None:
         _ITEMS.__set__(self, value)
 
+    def has_header(self, name: str) -> bool:
+        raw = self._raw_headers
+        if raw:  # not parsed yet: a scan of the raw block is far cheaper than parsing it
+            return f"\n{name}:".encode("latin-1") in raw.lower()
+        return name in self.headers
+
     @property
     def headers(self) -> dict[str, str]:
         try:

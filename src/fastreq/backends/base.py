@@ -214,6 +214,10 @@ class NormalizedResponse:
                 return None
         return self._json
 
+    def has_header(self, name: str) -> bool:
+        """Whether header ``name`` (lower-case) is present; backends may answer it cheaply."""
+        return name in self.headers
+
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name`` (case-insensitive), in the order received."""
         lname = name.lower()

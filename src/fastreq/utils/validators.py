@@ -30,7 +30,10 @@ _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _BAD_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 # The everyday shape (plain host name or IPv4, optional short port, printable path), checked
 # by one regex match instead of a full urlsplit; anything else takes the careful path.
-_PLAIN_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.\-]+(?::[0-9]{1,4})?(?:[/?#][!-~]*)?")
+_PLAIN_URL = re.compile(
+    r"(?i:https?)://[A-Za-z0-9.\-]+(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+    r"|655[0-2][0-9]|6553[0-5]))?(?:[/?#][!-~]*)?"
+)
 
 
 def _show(value: object, limit: int = 80) -> str:
