@@ -6,15 +6,16 @@ here once instead of being left to each library's own conventions.
 
 from __future__ import annotations
 
+import inspect
 import json as _json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastreq.backends.base import RequestConfig
-from fastreq.exceptions import ValidationError
+from fastreq.exceptions import BackendError, ValidationError
 
-__all__ = ["build_url", "encode_body", "outgoing_headers"]
+__all__ = ["build_url", "deliver_chunk", "describe", "encode_body", "outgoing_headers"]
 
 
 def _scalar(value: Any) -> str:
@@ -102,3 +103,24 @@ def outgoing_headers(config: RequestConfig, content_type: str | None) -> dict[st
         else:
             headers["Cookie"] = jar
     return headers
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` (just the type name when the message is empty)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def deliver_chunk(
+    on_chunk: Callable[[bytes], object], chunk: bytes, backend_name: str, url: str
+) -> None:
+    """Hand one body chunk to the caller's ``on_chunk`` (awaited if it returns an awaitable);
+    an exception there becomes a :class:`BackendError` for this request."""
+    try:
+        result = on_chunk(chunk)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        raise BackendError(
+            f"on_chunk callback raised {describe(exc)}", backend_name=backend_name, url=url
+        ) from exc

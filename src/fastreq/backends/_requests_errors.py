@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 import requests
 import urllib3
 import urllib3.exceptions
 
+from fastreq.backends._common import describe
+from fastreq.backends._urllib3_errors import connection_error_class, urllib3_error_class
 from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import (
     BackendError,
     ConfigurationError,
-    ConnectError,
     ConnectTimeoutError,
     FastRequestsError,
     PoolTimeoutError,
@@ -29,11 +29,6 @@ from fastreq.exceptions import (
 )
 
 __all__ = ["PoolTimeout", "TotalTimeout", "describe", "is_timeout", "map_error"]
-
-
-def describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class TotalTimeout(Exception):
@@ -79,9 +74,9 @@ def map_error(exc: BaseException, config: RequestConfig, backend_name: str) -> F
     elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
         cls = ProtocolError
     elif isinstance(exc, requests.ConnectionError):
-        cls = _connection_error_class(exc)
+        cls = connection_error_class(exc, urllib3.exceptions)
     elif isinstance(exc, urllib3.exceptions.HTTPError):  # raised past requests' wrappers
-        cls = _urllib3_error_class(exc)
+        cls = urllib3_error_class(exc, urllib3.exceptions)
     elif isinstance(exc, ssl.SSLError):
         cls = TLSError
     else:
@@ -90,42 +85,11 @@ def map_error(exc: BaseException, config: RequestConfig, backend_name: str) -> F
 
 
 
-def _connection_error_class(exc: requests.ConnectionError) -> type[BackendError]:
-    # requests.ConnectionError wraps urllib3's error: a MaxRetryError around the reason for
-    # connection failures, the error itself for failures while reading the body.
-    reason: Any = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    if isinstance(reason, urllib3.exceptions.HTTPError):
-        cls = _urllib3_error_class(reason)
-        return ConnectError if cls is TransportError else cls
-    return ConnectError
-
-
-def _urllib3_error_class(exc: urllib3.exceptions.HTTPError) -> type[BackendError]:
-    errors = urllib3.exceptions
-    if isinstance(exc, errors.ProxyError):
-        return ProxyError
-    if isinstance(exc, errors.SSLError):
-        return TLSError
-    if isinstance(exc, errors.NewConnectionError):  # a ConnectTimeoutError subclass, alas
-        return ConnectError
-    if isinstance(exc, errors.ConnectTimeoutError):
-        return ConnectTimeoutError
-    if isinstance(exc, (errors.ReadTimeoutError, errors.TimeoutError)):
-        return ReadTimeoutError
-    if isinstance(exc, errors.DecodeError):
-        return ResponseDecodeError
-    if isinstance(exc, errors.ProtocolError):  # "Connection aborted", IncompleteRead...
-        return ProtocolError
-    return TransportError
-
-
 def is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, requests.Timeout):
         return True
     return isinstance(exc, requests.ConnectionError) and issubclass(
-        _connection_error_class(exc), RequestTimeoutError
+        connection_error_class(exc, urllib3.exceptions), RequestTimeoutError
     )
 
 

@@ -7,7 +7,6 @@ flag (which defaults to ``True`` everywhere in fastreq) is ignored without a war
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import ssl
 import sys
@@ -20,7 +19,13 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 
-from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends._common import (
+    build_url,
+    deliver_chunk,
+    describe,
+    encode_body,
+    outgoing_headers,
+)
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -82,11 +87,6 @@ def _http_version(version: Any) -> str | None:
         return None
     major, minor = version
     return "HTTP/2" if major == 2 else f"HTTP/{major}.{minor}"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _close_on(
@@ -231,21 +231,12 @@ class AiohttpBackend(Backend):
         if on_chunk is None:
             return b"".join([chunk async for chunk in resp.content.iter_any()])
         async for chunk in resp.content.iter_any():
-            try:
-                result = on_chunk(chunk)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                raise BackendError(
-                    f"on_chunk callback raised {_describe(exc)}",
-                    backend_name=self.name,
-                    url=config.url,
-                ) from exc
+            await deliver_chunk(on_chunk, chunk, self.name, config.url)
         return b""
 
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for an aiohttp (or asyncio / OS) error."""
-        message = _describe(exc)
+        message = describe(exc)
         if isinstance(exc, ValueError) and not isinstance(exc, ssl.SSLError):
             # Bad URL, header value with a newline... (also InvalidUrlClientError)
             if isinstance(exc, aiohttp.InvalidUrlRedirectClientError):

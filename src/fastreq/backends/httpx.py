@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
-import inspect
 import ssl
 import time
 import urllib.request
@@ -20,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends._common import (
+    build_url,
+    deliver_chunk,
+    describe,
+    encode_body,
+    outgoing_headers,
+)
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -82,11 +87,6 @@ def _cached_httpx_timeout(value: TimeoutLike) -> tuple[httpx.Timeout, float | No
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return a.scheme == b.scheme and a.host == b.host and a.port == b.port
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _has_ssl_cause(exc: BaseException) -> bool:
@@ -218,7 +218,7 @@ class HttpxBackend(Backend):
         except TypeError as exc:
             raise ConfigurationError(f"httpx backend: bad client option ({exc})") from exc
         except (ValueError, httpx.InvalidURL) as exc:
-            raise ConfigurationError(f"httpx backend: invalid proxy ({_describe(exc)})") from exc
+            raise ConfigurationError(f"httpx backend: invalid proxy ({describe(exc)})") from exc
 
     # -- requests --------------------------------------------------------------------------
     async def request(self, config: RequestConfig) -> NormalizedResponse:
@@ -279,21 +279,12 @@ class HttpxBackend(Backend):
         if not config.stream or on_chunk is None:
             return await response.aread()
         async for chunk in response.aiter_bytes():
-            try:
-                result = on_chunk(chunk)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                raise BackendError(
-                    f"on_chunk callback raised {_describe(exc)}",
-                    backend_name=self.name,
-                    url=config.url,
-                ) from exc
+            await deliver_chunk(on_chunk, chunk, self.name, config.url)
         return b""
 
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for an httpx (or asyncio) error."""
-        message = _describe(exc)
+        message = describe(exc)
         if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
             return ValidationError(f"invalid request for {config.url}: {message}")
         cls: type[BackendError]

@@ -12,7 +12,6 @@ import http.cookiejar
 import inspect
 import ssl
 import time
-from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, NoReturn
 
@@ -20,7 +19,14 @@ import niquests
 import niquests.adapters
 from niquests.packages import urllib3 as _urllib3
 
-from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends._common import (
+    build_url,
+    deliver_chunk,
+    describe,
+    encode_body,
+    outgoing_headers,
+)
+from fastreq.backends._urllib3_errors import connection_error_class, urllib3_error_class
 from fastreq.backends.base import (
     DEFAULT_MAX_REDIRECTS,
     Backend,
@@ -30,7 +36,6 @@ from fastreq.backends.base import (
 from fastreq.exceptions import (
     BackendError,
     ConfigurationError,
-    ConnectError,
     ConnectTimeoutError,
     FastRequestsError,
     ProtocolError,
@@ -52,11 +57,6 @@ _HAS_INCOMING_COOKIES = (
     "allow_incoming_cookies" in inspect.signature(niquests.AsyncSession.__init__).parameters
 )
 _SessionKey = tuple[bool, int, bool]  # verify_ssl, max_redirects, http2
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _TotalTimeout(Exception):
@@ -287,20 +287,8 @@ class NiquestsBackend(Backend):
         if on_chunk is None:
             return b"".join([chunk async for chunk in chunks])
         async for chunk in chunks:
-            await self._deliver(on_chunk, chunk, config)
+            await deliver_chunk(on_chunk, chunk, self.name, config.url)
         return b""
-
-    async def _deliver(
-        self, on_chunk: Callable[[bytes], object], chunk: bytes, config: RequestConfig
-    ) -> None:
-        try:
-            result = on_chunk(chunk)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            raise BackendError(
-                f"on_chunk callback raised {_describe(exc)}", backend_name=self.name, url=config.url
-            ) from exc
 
     # -- errors ----------------------------------------------------------------------------
     def _fail(self, exc: Exception, config: RequestConfig) -> NoReturn:
@@ -314,7 +302,7 @@ class NiquestsBackend(Backend):
         if isinstance(exc, FastRequestsError):
             return exc
         errors = niquests.exceptions
-        message = _describe(exc)
+        message = describe(exc)
         cls: type[BackendError]
         if isinstance(exc, (_TotalTimeout, TimeoutError)):
             cls = RequestTimeoutError
@@ -341,9 +329,9 @@ class NiquestsBackend(Backend):
         elif isinstance(exc, errors.ChunkedEncodingError):
             cls = ProtocolError
         elif isinstance(exc, errors.ConnectionError):
-            cls = _connection_error_class(exc)
+            cls = connection_error_class(exc, _urllib3.exceptions)
         elif isinstance(exc, _urllib3.exceptions.HTTPError):  # raised past niquests' wrappers
-            cls = _urllib3_error_class(exc)
+            cls = urllib3_error_class(exc, _urllib3.exceptions)
         elif isinstance(exc, ssl.SSLError):
             cls = TLSError
         else:
@@ -351,32 +339,3 @@ class NiquestsBackend(Backend):
         return cls(message, backend_name=self.name, url=config.url)
 
 
-def _connection_error_class(exc: BaseException) -> type[BackendError]:
-    # niquests' ConnectionError wraps urllib3's error: a MaxRetryError around the reason for
-    # connection failures, the error itself for failures while reading the body.
-    reason: Any = exc.args[0] if exc.args else None
-    if isinstance(reason, _urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    if isinstance(reason, _urllib3.exceptions.HTTPError):
-        cls = _urllib3_error_class(reason)
-        return ConnectError if cls is TransportError else cls
-    return ConnectError
-
-
-def _urllib3_error_class(exc: BaseException) -> type[BackendError]:
-    errors = _urllib3.exceptions
-    if isinstance(exc, errors.ProxyError):
-        return ProxyError
-    if isinstance(exc, errors.SSLError):
-        return TLSError
-    if isinstance(exc, errors.NewConnectionError):  # a ConnectTimeoutError subclass, alas
-        return ConnectError
-    if isinstance(exc, errors.ConnectTimeoutError):
-        return ConnectTimeoutError
-    if isinstance(exc, (errors.ReadTimeoutError, errors.TimeoutError)):
-        return ReadTimeoutError
-    if isinstance(exc, errors.DecodeError):
-        return ResponseDecodeError
-    if isinstance(exc, errors.ProtocolError):  # "Connection aborted", IncompleteRead...
-        return ProtocolError
-    return TransportError
