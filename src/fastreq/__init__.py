@@ -8,8 +8,10 @@ Example::
                       concurrency=50, rate_limit=100)
 """
 
-from fastreq._api import fastreq, fastreq_async
-from fastreq._models import FailureDetails, Request, ReturnType
+from fastreq._api import fastreq, fastreq_async, fastreq_iter, fastreq_stream
+from fastreq._inputs import from_file
+from fastreq._journal import JournaledError
+from fastreq._models import FailureDetails, Request, Result, ReturnType
 from fastreq.backends import available_backends
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.client import FastRequests, ParallelRequests
@@ -57,6 +59,7 @@ __all__ = [
     "FastRequestsError",
     "GlobalConfig",
     "HostLimit",
+    "JournaledError",
     "NormalizedResponse",
     "ParallelRequests",
     "ParseFuncError",
@@ -70,6 +73,7 @@ __all__ = [
     "RequestConfig",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "Result",
     "RetryConfig",
     "RetryExhaustedError",
     "ReturnType",
@@ -83,4 +87,7 @@ __all__ = [
     "available_backends",
     "fastreq",
     "fastreq_async",
+    "fastreq_iter",
+    "fastreq_stream",
+    "from_file",
 ]

@@ -1,4 +1,5 @@
-"""The one-call entry points: :func:`fastreq` (sync) and :func:`fastreq_async`.
+"""The one-call entry points: :func:`fastreq` (sync) and :func:`fastreq_async`; results as
+they complete: :func:`fastreq_iter` (sync) and :func:`fastreq_stream` (async).
 
 Both accept every :class:`~fastreq.FastRequests` option and every ``request()`` option.
 
@@ -13,9 +14,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
+from fastreq._iter import Handoff, iterate_in_thread
+from fastreq._models import Result
 from fastreq._options import FetchOptions
 from fastreq._sync import run_sync
 from fastreq.client import FastRequests, URLInput
@@ -24,7 +29,7 @@ from fastreq.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["fastreq", "fastreq_async"]
+__all__ = ["fastreq", "fastreq_async", "fastreq_iter", "fastreq_stream"]
 
 _CLIENT_OPTIONS = frozenset(inspect.signature(FastRequests.__init__).parameters) - {"self"}
 _REQUEST_OPTIONS = frozenset(inspect.signature(FastRequests.request).parameters) - {
@@ -75,3 +80,49 @@ def fastreq(urls: URLInput, **options: Unpack[FetchOptions]) -> Any:
     """
     _split(options)  # reject unknown options before starting a loop or thread
     return run_sync(lambda: fastreq_async(urls, **options))
+
+
+async def fastreq_stream(urls: URLInput, **options: Unpack[FetchOptions]
+                         ) -> AsyncGenerator[Result, None]:
+    """Yield one :class:`~fastreq.Result` per input as it completes, from async code.
+
+    The one-call form of :meth:`FastRequests.stream` (same options as :func:`fastreq`).
+
+    Example::
+
+        async for r in fastreq_stream(from_file("urls.txt"), journal="job.db"):
+            print(r.index, r.status, r.ok)
+    """
+    client_options, request_options = _split(options)
+    async with FastRequests(**client_options) as client:
+        results = client.stream(urls, **request_options)
+        async with contextlib.aclosing(results):
+            async for result in results:
+                yield result
+
+
+def fastreq_iter(urls: URLInput, **options: Unpack[FetchOptions]) -> Generator[Result, None, None]:
+    """Yield one :class:`~fastreq.Result` per input as it completes, from sync code.
+
+    Completion order, each input exactly once; failures are results (``r.ok is False``).
+    The fetching runs on a background thread and waits when you consume slowly, so memory
+    stays bounded for any number of inputs. Stopping early (``break``) cancels the rest.
+    ``urls``: a list, a generator, an async iterator, a :class:`pathlib.Path`, an open file
+    or :func:`~fastreq.from_file`. Options: as :func:`fastreq`, plus ``journal="job.db"``
+    to resume after a crash (see :meth:`FastRequests.stream`).
+
+    Example::
+
+        with open("out.jsonl", "w") as out:
+            for r in fastreq_iter(from_file("urls.txt"), concurrency=100, journal="job.db"):
+                out.write(json.dumps({"i": r.index, "status": r.status, "ok": r.ok}) + "\\n")
+    """
+    _split(options)  # unknown options fail here, not in the thread
+
+    async def main(handoff: Handoff) -> None:
+        results = fastreq_stream(urls, **options)
+        async with contextlib.aclosing(results):
+            async for result in results:
+                await handoff.put(result)
+
+    return iterate_in_thread(main)

@@ -6,22 +6,27 @@ lanes (``per_host_concurrency`` / ``per_host_rate_limit`` / ``host_limits``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fastreq._execute import Executor, HostContext
+from fastreq._inputs import BadInput
 from fastreq._lanes import HostGate, run_lanes
 from fastreq._models import FailureDetails, ReturnType
 from fastreq._pipeline import run_pool
 from fastreq._plan import Plan
-from fastreq.backends.base import NormalizedResponse
+from fastreq.backends.base import NormalizedResponse, RequestConfig
 from fastreq.exceptions import ParseFuncError
 from fastreq.utils.logging import get_logger
 from fastreq.utils.progress import Progress
 from fastreq.utils.proxies import bypasses_proxy
 
-__all__ = ["BatchSetup", "extract_value", "host_of", "run_batch"]
+__all__ = [
+    "BatchSetup", "ConfigFactory", "Emit", "extract_value", "host_of", "run_batch", "run_inputs",
+]
 
 _log = get_logger("batch")
 
@@ -57,6 +62,12 @@ def host_of(url: str) -> str:
     return (netloc[:colon] if colon != -1 else netloc).lower()
 
 
+ConfigFactory = Callable[[Any, int], RequestConfig]
+#: ``emit(index, item, url, response, value, error, attempts, started)``: where one
+#: input's outcome goes. It returns ``None`` or an awaitable to wait for (backpressure).
+Emit = Callable[[int, Any, str, Any, Any, Any, int, float], Any]
+
+
 @dataclass
 class BatchSetup:
     """What a client hands to :func:`run_batch` for one call."""
@@ -68,6 +79,10 @@ class BatchSetup:
     proxy_pool: bool  # requests without an explicit proxy go through the pool
     no_proxy: str | None
     progress: Progress
+    #: wraps the plan's ``(item, index) -> RequestConfig`` (download_dir, stream_callback...)
+    adapt_config: Callable[[ConfigFactory], ConfigFactory] | None = None
+    #: wraps the outcome sink (download_dir finishes each input's file there)
+    wrap_emit: Callable[[Emit], Emit] | None = None
 
 
 async def run_batch(
@@ -76,7 +91,7 @@ async def run_batch(
     rtype: ReturnType,
     parse_func: Callable[[Any], Any] | None,
 ) -> tuple[list[Any], list[FailureDetails]]:
-    make_config = plan.config_factory()
+    """Run ``plan``; return the values in input order and the failures by index."""
     failures: list[FailureDetails] = []
     count = plan.count
     results: list[Any] = [None] * count if count is not None else []
@@ -84,25 +99,58 @@ async def run_batch(
         enumerate(plan.items()) if count is not None else _growing(plan.items(), results)
     )
     key_for = plan.key_for
+
+    def emit(index: int, item: Any, url: str, response: Any, value: Any, error: Any,
+             attempts: int, started: float) -> None:
+        if error is None:
+            results[index] = value
+            return
+        failures.append(FailureDetails(index, key_for(index), url, error, attempts))
+        _log.debug("input %d (%s) failed after %d attempt(s): %r", index, url, attempts, error)
+
+    await run_inputs(plan, setup, rtype, parse_func, emit, source)
+    failures.sort(key=lambda f: f.index)
+    return results, failures
+
+
+async def run_inputs(
+    plan: Plan,
+    setup: BatchSetup,
+    rtype: ReturnType,
+    parse_func: Callable[[Any], Any] | None,
+    emit: Emit,
+    source: Iterable[Any] | AsyncIterator[Any],
+) -> None:
+    """Handle every ``(index, item)`` of ``source``; each input's outcome goes to ``emit``.
+
+    The one per-input handler of batch and stream mode. ``source`` may be an async
+    iterator (then workers take turns awaiting it).
+    """
+    make_config = plan.config_factory()
+    if plan.count is None:  # a lazy input: a file's unreadable line fails as that input
+        make_config = _failing_bad_lines(make_config)
+    if setup.adapt_config is not None:
+        make_config = setup.adapt_config(make_config)
+    if setup.wrap_emit is not None:
+        emit = setup.wrap_emit(emit)
     send = setup.executor.send
     progress = setup.progress if setup.progress.active else None
     needs_ctx = setup.needs_host or setup.proxy_pool
     no_proxy = setup.no_proxy
-
-    def fail(index: int, url: str, error: BaseException, attempts: int) -> None:
-        failures.append(FailureDetails(index, key_for(index), url, error, attempts))
-        _log.debug("input %d (%s) failed after %d attempt(s): %r", index, url, attempts, error)
+    now = time.perf_counter
 
     async def handle(indexed: tuple[int, Any], host: str | None = None,
                      token_taken: bool = False) -> None:
         index, item = indexed
         attempts = 0
-        failed = True
+        response = value = error = None
+        started = now()
         try:
             config = make_config(item, index)
+            url = config.url
             ctx = None
             if needs_ctx:
-                host = host if host is not None else host_of(config.url)
+                host = host if host is not None else host_of(url)
                 gate = setup.gate_for(host) if setup.gate_for is not None else None
                 ctx = HostContext(
                     host,
@@ -112,45 +160,102 @@ async def run_batch(
                     and not bypasses_proxy(host, no_proxy),
                 )
             response, error, attempts = await send(config, ctx)
-            if error is not None:
-                fail(index, config.url, error, attempts)
-                return
-            assert response is not None
-            value = extract_value(response, rtype)
-            if parse_func is not None:
-                try:
-                    value = parse_func(value)
-                except Exception as exc:
-                    err = ParseFuncError(f"parse_func raised {type(exc).__name__}: {exc}")
-                    err.__cause__ = exc
-                    fail(index, config.url, err, attempts)
-                    return
-            results[index] = value
-            failed = False
+            if error is None:
+                value = extract_value(response, rtype)  # type: ignore[arg-type]
+                if parse_func is not None:
+                    try:
+                        value = parse_func(value)
+                    except Exception as exc:
+                        error = ParseFuncError(f"parse_func raised {type(exc).__name__}: {exc}")
+                        error.__cause__ = exc
+                        value = None
         except Exception as exc:  # a lazily pulled input that fails validation, bad body...
-            url = item if isinstance(item, str) else getattr(item, "url", repr(item))
-            fail(index, str(url), exc, attempts)
-        finally:
-            if progress is not None:
-                progress.advance(failed)
+            error, value = exc, None
+            url = str(item if isinstance(item, str) else getattr(item, "url", repr(item)))
+        if progress is not None:
+            progress.advance(error is not None)
+        waiter = emit(index, item, url, response, value, error, attempts, started)
+        if waiter is not None:
+            await waiter
 
     try:
         if setup.gate_for is None:
-            await run_pool(iter(source), handle, _workers(setup.concurrency, count))
+            workers = _workers(setup.concurrency, plan.count)
+            if isinstance(source, AsyncIterator):
+                await run_pool_async(source, handle, workers)
+            else:
+                await run_pool(iter(source), handle, workers)
         else:
-            def item_host(indexed: tuple[int, Any]) -> str:
-                item = indexed[1]
-                return host_of(item if isinstance(item, str) else str(getattr(item, "url", "")))
-
-            async def lane_handle(indexed: tuple[int, Any], host: str) -> None:
-                await handle(indexed, host, True)
-
-            await run_lanes(iter(source), item_host, setup.gate_for, lane_handle,
-                            setup.concurrency, max(1000, 10 * setup.concurrency))
+            await _run_lanes(source, setup, handle)
     finally:
         setup.progress.close()
-    failures.sort(key=lambda f: f.index)
-    return results, failures
+
+
+async def _run_lanes(source: Iterable[Any] | AsyncIterator[Any], setup: BatchSetup,
+                     handle: Callable[..., Awaitable[None]]) -> None:
+    assert setup.gate_for is not None
+
+    def item_host(indexed: tuple[int, Any]) -> str:
+        item = indexed[1]
+        return host_of(item if isinstance(item, str) else str(getattr(item, "url", "")))
+
+    async def lane_handle(indexed: tuple[int, Any], host: str) -> None:
+        await handle(indexed, host, True)
+
+    cap = max(1000, 10 * setup.concurrency)
+    if not isinstance(source, AsyncIterator):
+        await run_lanes(iter(source), item_host, setup.gate_for, lane_handle,
+                        setup.concurrency, cap)
+        return
+    # An async input through the lanes: in chunks (each chunk drains before the next).
+    while True:
+        chunk = [item async for item in _take(source, cap)]
+        if not chunk:
+            return
+        await run_lanes(iter(chunk), item_host, setup.gate_for, lane_handle,
+                        setup.concurrency, cap)
+
+
+async def _take(source: AsyncIterator[Any], n: int) -> AsyncIterator[Any]:
+    for _ in range(n):
+        try:
+            yield await source.__anext__()
+        except StopAsyncIteration:
+            return
+
+
+async def run_pool_async(
+    source: AsyncIterator[Any], handle: Callable[[Any], Awaitable[None]], workers: int
+) -> None:
+    """:func:`run_pool` for an async iterator: workers take turns awaiting the next item."""
+    turn = asyncio.Lock()
+
+    async def worker() -> None:
+        while True:
+            async with turn:
+                try:
+                    item = await source.__anext__()
+                except StopAsyncIteration:
+                    return
+            await handle(item)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, workers))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _failing_bad_lines(make: ConfigFactory) -> ConfigFactory:
+    def make_config(item: Any, index: int) -> RequestConfig:
+        if item.__class__ is BadInput:
+            raise item.error
+        return make(item, index)
+
+    return make_config
 
 
 def _workers(concurrency: int, count: int | None) -> int:

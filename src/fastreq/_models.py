@@ -1,4 +1,5 @@
-"""Public value types: :class:`Request`, :class:`ReturnType`, :class:`FailureDetails`."""
+"""Public value types: :class:`Request`, :class:`ReturnType`, :class:`FailureDetails`,
+:class:`Result`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FailureDetails", "Request", "ReturnType"]
+__all__ = ["FailureDetails", "Request", "Result", "ReturnType"]
 
 
 class ReturnType(str, enum.Enum):
@@ -17,13 +18,17 @@ class ReturnType(str, enum.Enum):
       (``application/json`` or any ``+json``), otherwise the decoded text;
     - ``TEXT``: the body decoded with the response's charset (UTF-8 fallback);
     - ``CONTENT``: the raw body bytes;
-    - ``RESPONSE``: the whole :class:`~fastreq.NormalizedResponse` (status, headers...).
+    - ``RESPONSE``: the whole :class:`~fastreq.NormalizedResponse` (status, headers...);
+    - ``STREAM``: the body is never held: each chunk goes to ``stream_callback(chunk, index)``
+      as it arrives and the result is the response with an empty ``content`` (status,
+      headers). An empty chunk ``b""`` means a retry starts: drop what that index got so far.
     """
 
     JSON = "json"
     TEXT = "text"
     CONTENT = "content"
     RESPONSE = "response"
+    STREAM = "stream"
 
 
 @dataclass(slots=True)
@@ -65,3 +70,39 @@ class FailureDetails:
     def response(self) -> Any:
         """The last response when retries ran out on a 429/5xx, else ``None``."""
         return getattr(self.error, "last_response", None)
+
+
+@dataclass(slots=True)
+class Result:
+    """One input's outcome, as yielded by ``client.stream()`` / ``fastreq_iter()``.
+
+    ``value`` is what ``return_type`` asks for (the file path with ``download_dir=``);
+    ``error`` is ``None`` on success, else the exception (``value`` is then ``None``).
+    ``status`` is the HTTP status of the last response (``None`` when none came back),
+    ``attempts`` how many times it was sent, ``elapsed`` the seconds from the input's start
+    (limiter waits and retries included) to its outcome. ``replayed`` is ``True`` for an
+    outcome read back from a journal instead of fetched.
+
+    Example::
+
+        for r in fastreq_iter(urls):
+            if r.ok:
+                print(r.index, r.status, r.value)
+            else:
+                print(r.index, "failed after", r.attempts, "attempts:", r.error)
+    """
+
+    index: int
+    key: Hashable | None
+    url: str
+    status: int | None
+    value: Any
+    error: BaseException | None
+    attempts: int
+    elapsed: float
+    replayed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when the input produced a value (a 404 is a value: check ``status``)."""
+        return self.error is None

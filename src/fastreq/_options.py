@@ -63,3 +63,7 @@ class FetchOptions(TypedDict, total=False):
     keys: Iterable[Hashable] | None
     parse_func: Callable[[Any], Any] | None
     return_type: ReturnType | str
+    journal: str | os.PathLike[str] | None
+    retry_failed: bool
+    download_dir: str | os.PathLike[str] | None
+    stream_callback: Callable[[bytes, int], Any] | None

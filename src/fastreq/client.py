@@ -16,16 +16,29 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+)
+from typing import IO, Any
 
 from fastreq._batch import BatchSetup, extract_value, run_batch
+from fastreq._download import RestartingBackend, StreamCallback
 from fastreq._execute import Executor
+from fastreq._inputs import FileInput, is_async_input, normalize_input
 from fastreq._lanes import HostGate
-from fastreq._models import FailureDetails, Request, ReturnType
-from fastreq._plan import Plan, RequestDefaults, coerce_return_type
+from fastreq._models import FailureDetails, Request, Result, ReturnType
+from fastreq._plan import Plan, RequestDefaults
+from fastreq._stream import collect, make_plan, plan_options, prepare, stream_results
 from fastreq.backends import create_backend
 from fastreq.backends.base import Backend
 from fastreq.config import DEFAULT_TIMEOUT, GlobalConfig
@@ -45,7 +58,12 @@ __all__ = ["FastRequests", "ParallelRequests", "extract_value"]
 
 _log = get_logger("client")
 _UNSET: Any = object()
-URLInput = str | Request | Iterable[str | Request]
+#: What ``urls`` may be: one URL or Request, an iterable or async iterable of them, or a
+#: file of them (a path, an open text file, :func:`~fastreq.from_file`).
+URLInput = (
+    str | Request | Iterable[str | Request] | AsyncIterable[str | Request] | FileInput
+    | os.PathLike[str] | IO[str]
+)
 _BOOL_OPTIONS = (
     "http2", "follow_redirects", "verify_ssl", "random_user_agent", "random_proxy", "debug",
     "verbose", "return_none_on_failure", "progress", "persist_cookies",
@@ -278,43 +296,101 @@ class FastRequests:
         keys: Iterable[Hashable] | None = None,
         parse_func: Callable[[Any], Any] | None = None,
         return_type: ReturnType | str = ReturnType.JSON,
+        journal: str | os.PathLike[str] | None = None,
+        retry_failed: bool = False,
+        download_dir: str | os.PathLike[str] | None = None,
+        stream_callback: StreamCallback | None = None,
     ) -> Any:
         """Fetch ``urls``; return one result, a list in input order, or a dict by key.
 
         Every input is attempted; failures are collected and, unless
         ``return_none_on_failure`` is set, :class:`~fastreq.PartialFailureError` is raised at
         the end carrying every result and one :class:`~fastreq.FailureDetails` per failure.
+
+        ``urls`` may also be an async iterator, a :class:`pathlib.Path` or an open text
+        file (see :func:`~fastreq.from_file`). ``journal="job.db"`` makes the call
+        resumable (see :meth:`stream`); ``download_dir=`` writes each body to its own file
+        (the result is its path); ``return_type="stream"`` hands each chunk to
+        ``stream_callback(chunk, index)``.
         """
-        rtype = coerce_return_type(return_type)
-        if parse_func is not None and not callable(parse_func):
-            raise ConfigurationError(f"parse_func must be callable, got {parse_func!r}")
-        plan = Plan(
-            urls, self._defaults, method=method, params=params, data=data, json=json,
-            headers=headers, cookies=cookies, timeout=timeout, proxy=proxy, keys=keys,
-            timeout_given=timeout is not _UNSET,
-        )
-        results, failures = await self._run(plan, rtype, parse_func)
+        options = prepare(return_type, parse_func, journal, retry_failed, download_dir,
+                          stream_callback)
+        request_options = plan_options(locals(), _UNSET)
+        if options.journal is not None or is_async_input(urls):
+            plan, source = make_plan(self, urls, request_options)
+            results, failures = await collect(self, plan, source, options)
+        else:
+            plan = Plan(normalize_input(urls), self._defaults, **request_options)
+            async with self._session():
+                setup = self._batch_setup(plan.count, restarting=not options.plain)
+                options.fill(setup, plan.key_for)
+                results, failures = await run_batch(plan, setup, options.rtype, parse_func)
         return self._shape(plan, results, failures)
 
-    async def _run(
-        self, plan: Plan, rtype: ReturnType, parse_func: Callable[[Any], Any] | None
-    ) -> tuple[list[Any], list[FailureDetails]]:
+    def stream(
+        self,
+        urls: URLInput,
+        *,
+        method: str = "GET",
+        params: dict[str, Any] | None = None,
+        data: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+        timeout: TimeoutLike = _UNSET,
+        proxy: str | None = None,
+        keys: Iterable[Hashable] | None = None,
+        parse_func: Callable[[Any], Any] | None = None,
+        return_type: ReturnType | str = ReturnType.JSON,
+        journal: str | os.PathLike[str] | None = None,
+        retry_failed: bool = False,
+        download_dir: str | os.PathLike[str] | None = None,
+        stream_callback: StreamCallback | None = None,
+    ) -> AsyncGenerator[Result, None]:
+        """Yield one :class:`~fastreq.Result` per input as it completes (completion order).
+
+        Same options as :meth:`request`; failures are results (``r.ok`` is ``False``), never
+        raised. Memory stays bounded: finished results wait in a small queue and the workers
+        wait when you consume slowly. ``journal="job.db"`` records each outcome; the same
+        call after a crash does not fetch the inputs already done and yields their stored
+        results (``r.replayed``) as their inputs are read; ``retry_failed=True`` fetches the
+        recorded failures again. Options are checked here, before the first ``async for``.
+
+        Example::
+
+            async with FastRequests(concurrency=100) as client:
+                async with contextlib.aclosing(client.stream(urls, journal="job.db")) as rs:
+                    async for r in rs:  # aclosing: leaving early cancels the rest at once
+                        print(r.index, r.status, r.ok)
+        """
+        options = prepare(return_type, parse_func, journal, retry_failed, download_dir,
+                          stream_callback)
+        plan, source = make_plan(self, urls, plan_options(locals(), _UNSET))
+        return stream_results(self, plan, source, options)
+
+    def _batch_setup(self, count: int | None, restarting: bool = False) -> BatchSetup:
+        """The scheduler's settings for one call (``restarting``: chunk sinks per attempt)."""
+        backend: Backend = RestartingBackend(self.backend) if restarting else self.backend
         executor = Executor(
-            self.backend, RetryPolicy(self.retry), self._limiter, self._sleep,
+            backend, RetryPolicy(self.retry), self._limiter, self._sleep,
             breaker=self._breaker, proxies=self._proxy_pool, jar=self._jar,
         )
-        setup = BatchSetup(
+        return BatchSetup(
             executor=executor,
             concurrency=self.concurrency,
             gate_for=self._gate_for if self._per_host else None,
             needs_host=self._per_host or self._breaker is not None,
             proxy_pool=self._proxy_pool is not None,
             no_proxy=self._no_proxy,
-            progress=Progress(plan.count, bar=self._progress, callback=self._progress_callback),
+            progress=Progress(count, bar=self._progress, callback=self._progress_callback),
         )
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[None]:
+        """One running call; outside ``async with`` the last one closes the backend."""
         self._active += 1
         try:
-            return await run_batch(plan, setup, rtype, parse_func)
+            yield
         finally:
             self._active -= 1
             if not self._entered and self._active == 0:
