@@ -451,7 +451,7 @@ def test_environment_rate_limits_reach_the_client(monkeypatch: pytest.MonkeyPatc
     client = FastRequests(backend=BACKEND)
     assert client._limiter is not None
     assert (client._limiter.config.rate, client._limiter.config.burst) == (4, 2)
-    gate = client._gate_for("a.example")
+    gate = client._gates("a.example")
     assert isinstance(gate, HostGate) and gate.concurrency == 2
     assert gate.limiter is not None and gate.limiter.config.rate == 0.5
 

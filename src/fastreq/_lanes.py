@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastreq.utils.rate_limiter import AsyncRateLimiter
+from fastreq.exceptions import ConfigurationError
+from fastreq.utils.rate_limiter import AsyncRateLimiter, HostLimit, RateLimitConfig
 
-__all__ = ["HostGate", "run_lanes"]
+__all__ = ["HostGate", "HostGates", "run_lanes"]
 
 
 @dataclass
@@ -45,6 +46,49 @@ class HostGate:
                 if limiter.try_acquire():
                     return
                 slots.release()  # a retry of this host booked the token meanwhile
+
+
+class HostGates:
+    """A client's per-host gates, made on first use and kept, so limits hold across calls.
+
+    ``default`` applies to every host; ``overrides`` (host name → HostLimit) to named ones.
+    """
+
+    def __init__(
+        self,
+        default: HostLimit,
+        overrides: Mapping[str, HostLimit] | None,
+        concurrency: int,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[Any]],
+    ) -> None:
+        self._default = default
+        self._overrides = {host.lower(): limit for host, limit in (overrides or {}).items()}
+        for host, limit in self._overrides.items():
+            if not isinstance(limit, HostLimit):
+                raise ConfigurationError(f"host_limits[{host!r}] must be a HostLimit")
+        self._concurrency = concurrency
+        self._clock = clock
+        self._sleep = sleep
+        self._gates: dict[str, HostGate] = {}
+        #: whether any per-host limit is set (otherwise the plain worker pool runs)
+        self.active = bool(self._overrides) or (
+            default.concurrency is not None or default.rate_limit is not None
+        )
+
+    def __call__(self, host: str) -> HostGate:
+        gate = self._gates.get(host)
+        if gate is None:
+            limit = self._overrides.get(host, self._default)
+            limiter = None
+            if limit.rate_limit is not None:
+                limiter = AsyncRateLimiter(
+                    RateLimitConfig(limit.rate_limit, limit.burst),
+                    clock=self._clock, sleep=self._sleep,
+                )
+            gate = self._gates[host] = HostGate(limit.concurrency or self._concurrency, limiter)
+        return gate
 
 
 @dataclass

@@ -35,7 +35,7 @@ from fastreq._batch import BatchSetup, extract_value, run_batch
 from fastreq._download import RestartingBackend, StreamCallback
 from fastreq._execute import Executor
 from fastreq._inputs import FileInput, is_async_input, normalize_input
-from fastreq._lanes import HostGate
+from fastreq._lanes import HostGates
 from fastreq._models import FailureDetails, Request, Result, ReturnType
 from fastreq._plan import Plan, RequestDefaults
 from fastreq._stream import collect, make_plan, plan_options, prepare, stream_results
@@ -49,7 +49,7 @@ from fastreq.utils.cookies import CookieJar
 from fastreq.utils.headers import UserAgentPool
 from fastreq.utils.logging import enable_debug, get_logger
 from fastreq.utils.progress import Progress, ProgressCallback
-from fastreq.utils.proxies import ProxyPool, load_proxies
+from fastreq.utils.proxies import proxy_pool_from_option
 from fastreq.utils.rate_limiter import AsyncRateLimiter, HostLimit, RateLimitConfig
 from fastreq.utils.retry import RetryConfig, RetryPolicy
 from fastreq.utils.validators import validate_concurrency, validate_cookies, validate_headers
@@ -169,14 +169,9 @@ class FastRequests:
             )
             if rate_limit is not None else None
         )
-        self._host_default = HostLimit(per_host_concurrency, per_host_rate_limit, per_host_burst)
-        self._host_limits = {h.lower(): lim for h, lim in (host_limits or {}).items()}
-        for host, limit in self._host_limits.items():
-            if not isinstance(limit, HostLimit):
-                raise ConfigurationError(f"host_limits[{host!r}] must be a HostLimit")
-        self._gates: dict[str, HostGate] = {}
-        self._per_host = bool(self._host_limits) or (
-            per_host_concurrency is not None or per_host_rate_limit is not None
+        self._gates = HostGates(
+            HostLimit(per_host_concurrency, per_host_rate_limit, per_host_burst),
+            host_limits, self.concurrency, clock=self._clock, sleep=self._sleep,
         )
         if circuit_breaker is True:
             circuit_breaker = CircuitBreakerConfig()
@@ -191,8 +186,9 @@ class FastRequests:
             CircuitBreaker(circuit_breaker, clock=self._clock)
             if circuit_breaker is not None else None
         )
-        self._proxy_pool = self._make_proxy_pool(
-            proxies, random_proxy, proxy_cooldown, when_proxies_exhausted
+        self._proxy_pool = proxy_pool_from_option(
+            proxies, random_order=random_proxy, cooldown=proxy_cooldown,
+            when_exhausted=when_proxies_exhausted, clock=self._clock, sleep=self._sleep,
         )
         self._no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")
         self._jar = CookieJar() if persist_cookies else None
@@ -226,24 +222,6 @@ class FastRequests:
         self.backend: Backend = create_backend(backend, http2=http2)
         self._entered = False
         self._active = 0
-
-    def _make_proxy_pool(
-        self, proxies: Any, random_proxy: bool, cooldown: float, when_exhausted: str
-    ) -> ProxyPool | None:
-        if proxies is None:
-            if random_proxy:
-                raise ConfigurationError("random_proxy=True needs proxies=[...]")
-            return None
-        if isinstance(proxies, os.PathLike) or (
-            isinstance(proxies, str) and ":" not in proxies
-        ):
-            proxies = load_proxies(proxies)  # a file path (a missing one is named as such)
-        elif isinstance(proxies, str):
-            proxies = [proxies]
-        return ProxyPool(
-            proxies, random_order=random_proxy, cooldown=cooldown,
-            when_exhausted=when_exhausted, clock=self._clock, sleep=self._sleep,
-        )
 
     # -- cookies -------------------------------------------------------------------------
     def set_cookies(self, cookies: dict[str, str]) -> None:
@@ -378,8 +356,8 @@ class FastRequests:
         return BatchSetup(
             executor=executor,
             concurrency=self.concurrency,
-            gate_for=self._gate_for if self._per_host else None,
-            needs_host=self._per_host or self._breaker is not None,
+            gate_for=self._gates if self._gates.active else None,
+            needs_host=self._gates.active or self._breaker is not None,
             proxy_pool=self._proxy_pool is not None,
             no_proxy=self._no_proxy,
             progress=Progress(count, bar=self._progress, callback=self._progress_callback),
@@ -395,19 +373,6 @@ class FastRequests:
             self._active -= 1
             if not self._entered and self._active == 0:
                 await self.backend.close()
-
-    def _gate_for(self, host: str) -> HostGate:
-        gate = self._gates.get(host)
-        if gate is None:
-            limit = self._host_limits.get(host, self._host_default)
-            limiter = None
-            if limit.rate_limit is not None:
-                limiter = AsyncRateLimiter(
-                    RateLimitConfig(limit.rate_limit, limit.burst),
-                    clock=self._clock, sleep=self._sleep,
-                )
-            gate = self._gates[host] = HostGate(limit.concurrency or self.concurrency, limiter)
-        return gate
 
     def _shape(self, plan: Plan, results: list[Any], failures: list[FailureDetails]) -> Any:
         total = len(results)

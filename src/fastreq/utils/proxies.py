@@ -30,7 +30,13 @@ from urllib.parse import quote, urlsplit
 
 from fastreq.exceptions import ConfigurationError, ProxyError
 
-__all__ = ["ProxyPool", "bypasses_proxy", "load_proxies", "parse_proxy"]
+__all__ = [
+    "ProxyPool",
+    "bypasses_proxy",
+    "load_proxies",
+    "parse_proxy",
+    "proxy_pool_from_option",
+]
 
 PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks5", "socks5h"})
 
@@ -215,3 +221,27 @@ class ProxyPool:
 
     def mark_ok(self, proxy: str) -> None:
         self._down_until.pop(proxy, None)
+
+
+def proxy_pool_from_option(
+    proxies: Iterable[str] | str | os.PathLike[str] | None,
+    *,
+    random_order: bool,
+    cooldown: float,
+    when_exhausted: str,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[object]],
+) -> ProxyPool | None:
+    """The pool for a client's ``proxies=`` option: a list, one proxy, or a file path."""
+    if proxies is None:
+        if random_order:
+            raise ConfigurationError("random_proxy=True needs proxies=[...]")
+        return None
+    if isinstance(proxies, os.PathLike) or (isinstance(proxies, str) and ":" not in proxies):
+        proxies = load_proxies(proxies)  # a file path (a missing one is named as such)
+    elif isinstance(proxies, str):
+        proxies = [proxies]
+    return ProxyPool(
+        proxies, random_order=random_order, cooldown=cooldown, when_exhausted=when_exhausted,
+        clock=clock, sleep=sleep,
+    )
