@@ -124,6 +124,16 @@ def test_workloads_and_only(run: ModuleType) -> None:
     assert all(e.n == 1000 for e in workloads[1].entries)
 
 
+def test_readme_table_replaced_between_markers(run: ModuleType, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{run.MARK_START}\nold\n{run.MARK_END}\noutro\n")
+    run.update_readme(readme, "# fastreq benchmark\n\n## 1. Small\n\n| a |\n")
+    text = readme.read_text()
+    assert "old" not in text
+    assert "intro\n" in text and text.endswith(f"{run.MARK_END}\noutro\n")
+    assert "## fastreq benchmark\n\n### 1. Small\n\n| a |\n" in text
+
+
 # -- one tiny measurement --------------------------------------------------------------------
 class _KeepAlive(asyncio.Protocol):
     """HTTP/1.1 keep-alive: every request (GET, no body) gets the JSON body."""
