@@ -19,6 +19,7 @@ Routes (all record a :class:`Hit` in ``server.hits``):
 - ``/set-cookies``             two Set-Cookie headers (a=1, b=2)
 - ``/gzip``                    gzip-compressed JSON with Content-Encoding: gzip
 - ``/ndjson/{n}``              ``n`` JSON lines, chunked
+- ``/feed/{n}?interval=s``      ``n`` JSON lines, one per ``s`` seconds (``feed_sent`` counts)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class TestServer:
     flaky_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     in_flight: int = 0
     max_in_flight: int = 0
+    feed_sent: int = 0
 
     def url(self, path: str = "/") -> str:
         return self.base + path
@@ -64,6 +66,7 @@ class TestServer:
         self.flaky_counts.clear()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.feed_sent = 0
 
     def hits_for(self, prefix: str) -> list[Hit]:
         return [h for h in self.hits if h.path.startswith(prefix)]
@@ -201,6 +204,18 @@ def build_app(state: TestServer) -> web.Application:
         await resp.write_eof()
         return resp
 
+    async def feed(request: web.Request) -> web.StreamResponse:
+        n = int(request.match_info["n"])
+        interval = float(request.query.get("interval", "0.05"))
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        for i in range(n):
+            await resp.write(json.dumps({"i": i}).encode() + b"\n")
+            state.feed_sent = i + 1
+            await asyncio.sleep(interval)
+        await resp.write_eof()
+        return resp
+
     app = web.Application(middlewares=[record])
     app.router.add_get("/json", json_root)
     app.router.add_get("/json/{n}", json_n)
@@ -218,6 +233,7 @@ def build_app(state: TestServer) -> web.Application:
     app.router.add_get("/set-cookies", set_cookies)
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/ndjson/{n}", ndjson)
+    app.router.add_get("/feed/{n}", feed)
     return app
 
 

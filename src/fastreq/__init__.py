@@ -11,6 +11,7 @@ Example::
 from fastreq._api import fastreq, fastreq_async, fastreq_iter, fastreq_stream
 from fastreq._inputs import from_file
 from fastreq._journal import JournaledError
+from fastreq._lines import iter_lines
 from fastreq._models import FailureDetails, Request, Result, ReturnType
 from fastreq.backends import available_backends
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
@@ -90,4 +91,5 @@ __all__ = [
     "fastreq_iter",
     "fastreq_stream",
     "from_file",
+    "iter_lines",
 ]

@@ -36,6 +36,7 @@ from fastreq._download import RestartingBackend, StreamCallback
 from fastreq._execute import Executor
 from fastreq._inputs import FileInput, is_async_input, normalize_input
 from fastreq._lanes import HostGates
+from fastreq._lines import stream_lines
 from fastreq._models import FailureDetails, Request, Result, ReturnType
 from fastreq._plan import Plan, RequestDefaults
 from fastreq._stream import collect, make_plan, plan_options, prepare, stream_results
@@ -345,6 +346,17 @@ class FastRequests:
                           stream_callback)
         plan, source = make_plan(self, urls, plan_options(locals(), _UNSET))
         return stream_results(self, plan, source, options)
+
+    def aiter_lines(self, url: str, **request_options: Any) -> AsyncGenerator[str, None]:
+        """The lines of one URL's body as they arrive (NDJSON, SSE...), never buffered whole.
+
+        Request options as for :meth:`request` (``method``, ``params``, ``headers``,
+        ``timeout``...); one request, not retried midway. Use ``contextlib.aclosing`` to
+        stop early::
+
+            async for line in client.aiter_lines(feed_url, timeout=None): ...
+        """
+        return stream_lines(self, url, request_options)
 
     def _batch_setup(self, count: int | None, restarting: bool = False) -> BatchSetup:
         """The scheduler's settings for one call (``restarting``: chunk sinks per attempt)."""
