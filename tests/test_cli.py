@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,16 @@ def test_demo_flags_unexpected_outcomes() -> None:
 
 
 # -- fetch ------------------------------------------------------------------------------
+FIELDS = {"index", "url", "status", "elapsed", "attempts", "error", "body", "replayed"}
+
+
+def by_index(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines sorted by input index, after checking each index comes exactly once."""
+    indexes = [line["index"] for line in lines]
+    assert sorted(indexes) == list(range(len(lines))), "indexes not unique 0..N-1"
+    return sorted(lines, key=lambda line: line["index"])
+
+
 def test_fetch_file_to_output_file(demo_server: DemoServer, tmp_path: Path) -> None:
     urls = [demo_server.url(p) for p in
             ("/item/1", "/missing/2", "/flaky/103", "/redirect/4", "/slow/5", "/item/1")]
@@ -156,16 +167,17 @@ def test_fetch_file_to_output_file(demo_server: DemoServer, tmp_path: Path) -> N
     proc = run_cli("fetch", str(source), "-o", str(out), "--timeout", "10")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
-    lines = jsonl(out.read_text(encoding="utf-8"))
+    lines = by_index(jsonl(out.read_text(encoding="utf-8")))
     assert len(lines) == len(urls)
     for index, (line, url) in enumerate(zip(lines, urls, strict=True)):
-        assert set(line) == {"index", "url", "status", "elapsed", "attempts", "error", "body"}
+        assert set(line) == FIELDS
         assert line["index"] == index
         assert line["url"] == url
         assert line["error"] is None
-        assert line["attempts"] is None
-        assert line["elapsed"] is None or line["elapsed"] >= 0
+        assert line["replayed"] is False
+        assert line["elapsed"] >= 0
     assert [line["status"] for line in lines] == [200, 404, 200, 200, 200, 200]
+    assert [line["attempts"] for line in lines] == [1, 1, 2, 1, 1, 1]  # real, successes too
     assert lines[0]["body"] == {"id": 1, "name": "item 1", "price": 1}
     assert lines[2]["body"] == {"id": 103, "flaky": True}  # after one retry
     assert lines[3]["body"]["id"] == 4  # redirect followed
@@ -173,18 +185,34 @@ def test_fetch_file_to_output_file(demo_server: DemoServer, tmp_path: Path) -> N
     assert len(summary) == 1
     assert "6 URLs" in summary[0]
     assert "6 ok, 0 failed" in summary[0]
+    assert "statuses 200: 5, 404: 1" in summary[0]
+    assert "retries 1" in summary[0]
 
 
-def test_fetch_stdin_in_order(demo_server: DemoServer) -> None:
+def test_fetch_stdin_completion_order(demo_server: DemoServer) -> None:
     urls = [demo_server.url(f"/item/{n}") for n in range(60)]
     for args in (["fetch", "-", "-c", "8", "--no-redirects"], ["fetch", "--quiet"]):
         proc = run_cli(*args, stdin="\n".join(urls) + "\n")
         assert proc.returncode == 0, proc.stderr
-        lines = jsonl(proc.stdout)
-        assert [line["index"] for line in lines] == list(range(60))
+        lines = by_index(jsonl(proc.stdout))
         assert [line["url"] for line in lines] == urls
         assert [line["body"]["id"] for line in lines] == list(range(60))
     assert proc.stderr == ""  # --quiet
+
+
+def test_fetch_many_from_file_and_stdin(demo_server: DemoServer, tmp_path: Path) -> None:
+    n = 2000
+    text = "".join(demo_server.url(f"/item/{i}") + "\n" for i in range(n))
+    source = tmp_path / "urls.txt"
+    source.write_text(text, encoding="utf-8")
+    for args, stdin in ((["fetch", str(source), "-c", "50"], None),
+                        (["fetch", "-", "-c", "50", "--no-body"], text)):
+        proc = run_cli(*args, stdin=stdin)
+        assert proc.returncode == 0, proc.stderr
+        lines = by_index(jsonl(proc.stdout))
+        assert len(lines) == n
+        assert all(line["status"] == 200 and line["attempts"] == 1 for line in lines)
+        assert f"{n} URLs" in proc.stderr
 
 
 def test_fetch_no_redirects_and_no_body(demo_server: DemoServer) -> None:
@@ -200,8 +228,9 @@ def test_fetch_failures_exit_1(demo_server: DemoServer) -> None:
     proc = run_cli("fetch", "--retries", "0", "--timeout", "10", stdin="\n".join(urls))
     assert proc.returncode == 1
     assert "fastreq: error: 2 of 3 URLs failed" in proc.stderr
+    assert "errors " in proc.stderr and "RetryExhaustedError (HTTP 500): 1" in proc.stderr
     assert "Traceback" not in proc.stderr
-    ok, failed, exhausted = jsonl(proc.stdout)
+    ok, failed, exhausted = by_index(jsonl(proc.stdout))
     assert (ok["status"], ok["error"], ok["body"]["id"]) == (200, None, 1)
     assert failed["url"] == refused
     assert failed["status"] is None
@@ -213,11 +242,90 @@ def test_fetch_failures_exit_1(demo_server: DemoServer) -> None:
     assert exhausted["attempts"] == 1
 
 
+def test_fetch_bad_lines_fail_alone(demo_server: DemoServer) -> None:
+    stdin = f"{demo_server.url('/item/1')}\nnot a url\nftp://example.com/x\n"
+    proc = run_cli("fetch", stdin=stdin)
+    assert proc.returncode == 1
+    assert "fastreq: error: 2 of 3 URLs failed" in proc.stderr
+    ok, spaced, ftp = by_index(jsonl(proc.stdout))
+    assert ok["status"] == 200
+    assert spaced["error"].startswith("ValidationError: stdin, line 2: URL contains whitespace")
+    assert "unsupported URL scheme 'ftp'" in ftp["error"]
+    assert (spaced["attempts"], ftp["attempts"]) == (0, 0)
+
+
+def test_fetch_download_dir(demo_server: DemoServer, tmp_path: Path) -> None:
+    pages = tmp_path / "pages"
+    urls = [demo_server.url(f"/item/{n}") for n in range(5)] + [demo_server.url("/missing/9")]
+    proc = run_cli("fetch", "--download-dir", str(pages), stdin="\n".join(urls))
+    assert proc.returncode == 0, proc.stderr
+    lines = by_index(jsonl(proc.stdout))
+    for n, line in enumerate(lines[:5]):
+        assert "body" not in line
+        assert json.loads(Path(line["path"]).read_text(encoding="utf-8"))["id"] == n
+        assert Path(line["path"]).parent == pages
+    assert lines[5]["status"] == 404
+    assert Path(lines[5]["path"]).is_file()
+    assert len(list(pages.iterdir())) == 6
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_fetch_journal_resumes_after_sigkill(demo_server: DemoServer, tmp_path: Path) -> None:
+    n = 400
+    urls = [demo_server.url(f"/slow/{i}") for i in range(n)]  # 50-200 ms each
+    source = tmp_path / "urls.txt"
+    source.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    journal, out1, out2 = tmp_path / "job.db", tmp_path / "out1.jsonl", tmp_path / "out2.jsonl"
+    args = ["fetch", str(source), "-c", "20", "--journal", str(journal), "--no-progress"]
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    demo_server.reset()
+    first = subprocess.Popen([sys.executable, "-m", "fastreq", *args, "-o", str(out1)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and first.poll() is None:
+            if out1.exists() and out1.read_bytes().count(b"\n") >= 160:  # ~1 s in
+                break
+            time.sleep(0.02)
+        assert first.poll() is None, "the first run ended before it could be killed"
+        os.kill(first.pid, signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait(timeout=10)
+    assert first.returncode == -signal.SIGKILL
+    done_before = jsonl(out1.read_bytes().decode().rpartition("\n")[0])  # whole lines
+    assert 160 <= len(done_before) < n
+    assert len({line["index"] for line in done_before}) == len(done_before)
+
+    demo_server.reset()
+    proc = run_cli(*args, "-o", str(out2))
+    assert proc.returncode == 0, proc.stderr
+    lines = by_index(jsonl(out2.read_text(encoding="utf-8")))  # every input exactly once
+    assert [line["url"] for line in lines] == urls
+    assert all(line["status"] == 200 and line["error"] is None for line in lines)
+    replayed = [line for line in lines if line["replayed"]]
+    fetched = [line for line in lines if not line["replayed"]]
+    assert 0 < len(replayed) < n  # what the journal had committed when the kill came
+    assert demo_server.hits == len(fetched)  # the replayed ones were not fetched again
+    first_run = {line["index"]: line for line in done_before}
+    for line in replayed:  # their stored outcome, as the first run got it
+        assert line["body"] == {"id": line["index"], "slept": line["body"]["slept"]}
+        if line["index"] in first_run:
+            assert line["body"] == first_run[line["index"]]["body"]
+            assert line["elapsed"] == first_run[line["index"]]["elapsed"]
+    assert f"{len(replayed)} replayed from the journal" in proc.stderr
+
+    demo_server.reset()  # a third run: everything is done, nothing fetched
+    proc = run_cli(*args, "-o", str(out2))
+    assert proc.returncode == 0, proc.stderr
+    assert demo_server.hits == 0
+    assert len(by_index(jsonl(out2.read_text(encoding="utf-8")))) == n
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
-        ((), "http://127.0.0.1:9/ok\nnot a url\n", "stdin, line 2: URL contains whitespace"),
-        ((), "ftp://example.com/x\n", "unsupported URL scheme 'ftp'"),
         (("-H", "no colon"), "http://127.0.0.1:9/\n", "header must look like 'Name: value'"),
         (("-X", "BAD METHOD"), "http://127.0.0.1:9/\n", "invalid HTTP method"),
         (("--proxy", "ftp://proxy"), "http://127.0.0.1:9/\n", "unsupported proxy scheme"),
@@ -243,6 +351,7 @@ def test_fetch_bad_usage_exit_2(tmp_path: Path) -> None:
         ["fetch", "--json", "1", "--data", "x"],
         ["fetch", str(tmp_path / "missing.txt")],
         ["fetch", "--backend", "nope"],
+        ["fetch", "--retry-failed"],
     ):
         proc = run_cli(*args, stdin="http://127.0.0.1:9/\n")
         assert proc.returncode == 2, args
@@ -296,12 +405,27 @@ def test_help_and_version() -> None:
     assert (proc.returncode, proc.stdout.strip()) == (0, f"fastreq {fastreq.__version__}")
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for command in ("demo", "fetch", "backends", "serve"):
+    for command in ("demo", "fetch", "bench", "backends", "serve"):
         assert command in proc.stdout
         sub = run_cli(command, "--help")
         assert sub.returncode == 0
         assert "Example" in sub.stdout
         assert f"fastreq {command}" in sub.stdout
+    fetch_help = run_cli("fetch", "--help").stdout
+    for option in ("--journal", "--retry-failed", "--download-dir", "--per-host-concurrency",
+                   "--per-host-rate-limit", "--burst", "--proxies-file", "--progress"):
+        assert option in fetch_help
+    assert "fastreq fetch big.txt -o out.jsonl --journal job.db" in fetch_help
+
+
+def test_bench_builtin() -> None:
+    proc = run_cli("bench", "--builtin", "--count", "100", "--backend", BACKENDS[0])
+    assert proc.returncode == 0, proc.stderr
+    first, header, row = proc.stdout.splitlines()
+    assert first.startswith("fastreq bench: built-in quick benchmark (--builtin)")
+    assert header.split() == ["backend", "requests", "seconds", "req/s", "failed"]
+    assert row.split()[:2] == [BACKENDS[0], "100"]
+    assert row.split()[-1] == "0"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")

@@ -65,6 +65,9 @@ def parse_header(value: str) -> tuple[str, str]:
 def error_kind(error: BaseException) -> str:
     """A short name for an error: its class, plus the cause for retries that ran out."""
     name = type(error).__name__
+    kind = getattr(error, "kind", None)  # a failure read back from a journal
+    if name == "JournaledError" and isinstance(kind, str) and kind:
+        return kind
     if isinstance(error, RetryExhaustedError):
         if error.last_response is not None:
             return f"{name} (HTTP {error.last_response.status_code})"
@@ -90,6 +93,15 @@ class Tally:
         self.total += 1
         if response is not None:
             self.statuses[response.status_code] += 1
+        if error is not None:
+            self.failed += 1
+            self.errors[error_kind(error)] += 1
+
+    def add_outcome(self, status: int | None, error: BaseException | None) -> None:
+        """Count one streamed result (``status``: the last response's, if any)."""
+        self.total += 1
+        if status is not None:
+            self.statuses[status] += 1
         if error is not None:
             self.failed += 1
             self.errors[error_kind(error)] += 1

@@ -1,4 +1,4 @@
-"""The ``fastreq`` command: ``demo``, ``fetch``, ``backends`` and ``serve``.
+"""The ``fastreq`` command: ``demo``, ``fetch``, ``bench``, ``backends`` and ``serve``.
 
 Run ``fastreq --help`` (or ``python -m fastreq --help``) for the commands and examples.
 
@@ -8,7 +8,6 @@ Exit status: 0 success; 1 some inputs failed (or the demo saw something unexpect
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -21,9 +20,12 @@ from typing import IO, Any
 import click
 
 from fastreq import __version__
+from fastreq._cli_bench import builtin_bench, repo_bench_script, run_repo_bench
 from fastreq._cli_demo import run_demo
-from fastreq._cli_fetch import parse_header, read_urls, run_batch, write_jsonl
+from fastreq._cli_fetch import parse_header
+from fastreq._cli_stream import count_inputs, file_input, stdin_input, stream_fetch
 from fastreq._demo_server import ROUTES, DemoServer
+from fastreq._inputs import FileInput
 from fastreq.backends import _REGISTRY, AUTO_ORDER, available_backends
 from fastreq.exceptions import ConfigurationError, ValidationError
 
@@ -57,9 +59,10 @@ def cli() -> None:
     \b
     Examples:
       fastreq demo                              # try it: no internet needed
-      fastreq fetch urls.txt -o results.jsonl   # one JSON line per URL, in order
+      fastreq fetch urls.txt -o results.jsonl   # one JSON line per URL, as each completes
       cat urls.txt | fastreq fetch --concurrency 100 --rate-limit 50 > out.jsonl
       fastreq backends                          # which HTTP libraries can be used
+      fastreq bench                             # a quick benchmark
 
     Exit status: 0 all went well, 1 some URLs failed, 2 bad usage or invalid input.
     """
@@ -102,8 +105,55 @@ def demo(count: int, concurrency: int, backend: str, rate_limit: float | None,
 
 
 # -- fetch ------------------------------------------------------------------------------
-@cli.command(context_settings=_CONTEXT,
-             short_help="Fetch URLs from a file or stdin; write JSON lines.")
+_FETCH_HELP = """Fetch the URLs in FILE (or stdin) and write one JSON line per URL as it completes.
+
+\b
+Input: one URL per line (blank lines and # comments skipped), or JSONL request objects
+({"url", "method", "params", "data", "json", "headers", "key"}; a line starting with { is
+one). The input is read lazily and results are written as they arrive, so memory stays flat
+for millions of URLs. A bad line fails that input only (its error names the line).
+
+\b
+Output, in completion order (sort by index for input order):
+  {"index", "url", "status", "elapsed", "attempts", "error", "body", "replayed"}
+index is the input's position (0-based, counting URLs only); body is the parsed JSON for
+JSON responses, else the text (with --download-dir: "path", the file the body went to);
+a 404 is a result (status 404, error null); error is set when the request failed
+(connection refused, timeout, retries exhausted on 429/5xx; status is then the last
+response's, if any); attempts counts every send; elapsed is seconds from the input's start
+(limiter waits and retries included); replayed is true for an outcome read from --journal.
+
+\b
+Resumable jobs: with --journal job.db each outcome is recorded in SQLite as it completes.
+Re-run the same command after a crash (even kill -9): inputs already done are not fetched
+again but their stored outcomes are written again, so the new output holds every input
+exactly once. --retry-failed also fetches the journal's failures again.
+
+\b
+On a terminal a progress bar (done, rate, errors, ETA) goes to stderr, then a summary:
+counts per status and per error kind, req/s, retries (attempts beyond the first). Exit
+status 1 when any input failed (the count is on stderr), 2 on bad usage or bad options
+(nothing is fetched then), 130 when interrupted.
+
+\b
+Examples:
+  fastreq fetch urls.txt -o results.jsonl
+  seq 1 100 | sed 's|^|https://api.example.com/items/|' | fastreq fetch -c 50 -
+  fastreq fetch urls.txt --rate-limit 10 --burst 1 --retries 5 --timeout 10
+  fastreq fetch urls.txt -c 500 --per-host-concurrency 8 --per-host-rate-limit 20
+  fastreq fetch big.txt -o out.jsonl --journal job.db      # re-run the same after a crash
+  fastreq fetch big.txt -o out.jsonl --journal job.db --retry-failed
+  fastreq fetch urls.txt --download-dir pages/ -o index.jsonl   # bodies to files
+  fastreq fetch urls.txt --proxies-file proxies.txt
+  fastreq fetch urls.txt -H 'Authorization: Bearer TOKEN' -H 'Accept: application/json'
+  fastreq fetch urls.txt --json '{"query": "x"}'          # POST a JSON body
+  fastreq fetch urls.txt -X PUT --data 'hello' --no-redirects --insecure
+  fastreq fetch urls.txt --no-body | jq -r 'select(.error) | .url'   # failed URLs
+"""
+
+
+@cli.command(context_settings=_CONTEXT, help=_FETCH_HELP,
+             short_help="Fetch URLs from a file or stdin; write JSON lines as they complete.")
 @click.argument("source", metavar="[FILE|-]", default="-",
                 type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--output", default="-", show_default=True, metavar="OUT",
@@ -111,14 +161,20 @@ def demo(count: int, concurrency: int, backend: str, rate_limit: float | None,
               help="Where to write the JSON lines ('-': stdout).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=20, show_default=True,
               help="Requests in flight at once.")
+@click.option("--per-host-concurrency", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N requests in flight per host (default: no per-host limit).")
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Extra attempts on connection errors, timeouts, 429 and 5xx.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="Time limit per request; 0: none.")
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="N", help="At most N requests per second (default: no limit).")
+              metavar="N", help="At most N requests per second in all (default: no limit).")
 @click.option("--burst", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Requests allowed at once above the rate limit.")
+              help="Requests allowed at once above --rate-limit.")
+@click.option("--per-host-rate-limit", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="N", help="At most N requests per second per host.")
+@click.option("--per-host-burst", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Requests allowed at once above --per-host-rate-limit.")
 @click.option("--backend", type=_BACKENDS, default="auto", show_default=True,
               help="HTTP library to use (see `fastreq backends`).")
 @click.option("-X", "--method", default=None, metavar="METHOD",
@@ -130,40 +186,38 @@ def demo(count: int, concurrency: int, backend: str, rate_limit: float | None,
               help="Request body as a JSON document (sets Content-Type: application/json).")
 @click.option("--proxy", default=None, metavar="URL",
               help="Send every request through this proxy (http://, https://, socks5://).")
+@click.option("--proxies-file", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="Rotate over the proxies in FILE (one URL per line); failed ones cool down.")
+@click.option("--journal", default=None, metavar="DB", type=click.Path(dir_okay=False),
+              help="SQLite file recording each outcome; re-run to resume after a crash.")
+@click.option("--retry-failed", is_flag=True,
+              help="With --journal: fetch the failures recorded by earlier runs again.")
+@click.option("--download-dir", default=None, metavar="DIR",
+              type=click.Path(file_okay=False),
+              help="Stream each body to a file in DIR (created); lines carry its \"path\".")
 @click.option("--no-redirects", is_flag=True, help="Return 3xx responses as they are.")
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--no-body", is_flag=True, help="Write \"body\": null (statuses only).")
+@click.option("--progress/--no-progress", default=None,
+              help="Live progress bar on stderr (default: when stderr is a terminal).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def fetch(source: str, output: str, concurrency: int, retries: int, timeout: float,
-          rate_limit: float | None, burst: int, backend: str, method: str | None,
-          headers: tuple[str, ...], data: str | None, json_body: str | None,
-          proxy: str | None, no_redirects: bool, insecure: bool, no_body: bool,
+def fetch(source: str, output: str, concurrency: int, per_host_concurrency: int | None,
+          retries: int, timeout: float, rate_limit: float | None, burst: int,
+          per_host_rate_limit: float | None, per_host_burst: int, backend: str,
+          method: str | None, headers: tuple[str, ...], data: str | None,
+          json_body: str | None, proxy: str | None, proxies_file: str | None,
+          journal: str | None, retry_failed: bool, download_dir: str | None,
+          no_redirects: bool, insecure: bool, no_body: bool, progress: bool | None,
           quiet: bool) -> None:
-    """Fetch URLs listed one per line in FILE (or stdin) and write one JSON line per URL.
-
-    Blank lines and lines starting with # are skipped. Each output line, in input order, is
-    {"index", "url", "status", "elapsed", "attempts", "error", "body"}: body is the parsed
-    JSON for JSON responses, else the text; a 404 is a result (status 404, error null);
-    error is set when the request failed (connection refused, timeout, retries exhausted on
-    429/5xx; status then holds the last response's status, if any). attempts is given for
-    failed inputs only (null otherwise). elapsed is seconds, null when the backend does not
-    report it.
-
-    A summary goes to stderr. Exit status 1 when any URL failed (the count is on stderr),
-    2 on bad usage or an invalid URL (nothing is fetched then).
-
-    \b
-    Examples:
-      fastreq fetch urls.txt -o results.jsonl
-      seq 1 100 | sed 's|^|https://api.example.com/items/|' | fastreq fetch -c 50 -
-      fastreq fetch urls.txt --rate-limit 10 --burst 1 --retries 5 --timeout 10
-      fastreq fetch urls.txt -H 'Authorization: Bearer TOKEN' -H 'Accept: application/json'
-      fastreq fetch urls.txt --json '{"query": "x"}'          # POST a JSON body
-      fastreq fetch urls.txt -X PUT --data 'hello' --no-redirects --insecure
-      fastreq fetch urls.txt --no-body | jq -r 'select(.error) | .url'   # failed URLs
-    """
     if data is not None and json_body is not None:
         raise click.UsageError("give either --data or --json, not both")
+    if retry_failed and journal is None:
+        raise click.UsageError("--retry-failed needs --journal")
+    if download_dir is not None and no_body:
+        raise click.UsageError("give either --download-dir or --no-body, not both")
+    if proxy is not None and proxies_file is not None:
+        raise click.UsageError("give either --proxy or --proxies-file, not both")
     body_json: Any = None
     if json_body is not None:
         try:
@@ -171,59 +225,67 @@ def fetch(source: str, output: str, concurrency: int, retries: int, timeout: flo
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="'--json'") from None
     header_map = dict(parse_header(h) for h in headers) or None
-    urls = _read_source(source)
+    inputs = _open_source(source)
 
     client_options: dict[str, Any] = {
         "backend": backend, "concurrency": concurrency, "max_retries": retries,
         "rate_limit": rate_limit, "rate_limit_burst": burst,
+        "per_host_concurrency": per_host_concurrency,
+        "per_host_rate_limit": per_host_rate_limit, "per_host_burst": per_host_burst,
         "timeout": timeout or None, "headers": header_map,
         "follow_redirects": not no_redirects, "verify_ssl": not insecure,
+        "proxies": proxies_file,
     }
     has_body = data is not None or json_body is not None
-    request_options: dict[str, Any] = {
+    stream_options: dict[str, Any] = {
         "method": method or ("POST" if has_body else "GET"),
         "data": data, "json": body_json, "proxy": proxy,
+        "journal": journal, "retry_failed": retry_failed, "download_dir": download_dir,
     }
+    if no_body:  # never hold (or journal) bodies: each chunk is dropped as it arrives
+        stream_options["return_type"] = "stream"
+        stream_options["stream_callback"] = _drop_chunk
+    if progress is None:
+        progress = sys.stderr.isatty()
+    total = count_inputs(source) if progress and source != "-" else None
     out = _open_output(output)
     try:
-        outcome = run_batch(urls, client_options, request_options)
-        write_jsonl(out, outcome, urls, body=not no_body)
-        out.flush()
+        summary = stream_fetch(inputs, out, client_options, stream_options,
+                               body=not no_body, progress_total=total, progress=progress)
     except BrokenPipeError:  # `fastreq fetch ... | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     finally:
         if out is not _stdout():
             out.close()
-    tally = outcome.tally()
+    tally = summary.tally
     if not quiet:
-        rate = len(urls) / outcome.seconds if outcome.seconds > 0 else 0.0
-        click.echo(
-            f"fastreq: {tally.total} URLs in {outcome.seconds:.2f} s ({rate:,.0f}/s) with "
-            f"{outcome.backend}: {tally.succeeded} ok, {tally.failed} failed; "
-            f"statuses {tally.status_text()}"
-            + (f"; errors {tally.error_text()}" if tally.failed else ""),
-            err=True,
-        )
+        click.echo(summary.text(), err=True)
+    if summary.interrupted:
+        hint = " (run the same command again to resume)" if journal else ""
+        click.echo(f"fastreq: interrupted after {tally.total} results{hint}", err=True)
+        sys.exit(130)
     if tally.failed:
         click.echo(f"fastreq: error: {tally.failed} of {tally.total} URLs failed", err=True)
         sys.exit(1)
 
 
-def _read_source(source: str) -> list[str]:
+def _drop_chunk(chunk: bytes, index: int) -> None:
+    """The --no-body stream callback: bodies are not kept."""
+
+
+def _open_source(source: str) -> FileInput:
     if source == "-":
         if sys.stdin.isatty():
             raise click.UsageError("no URLs: give a FILE, or pipe URLs on stdin")
-        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-        try:
-            return read_urls(stdin, "stdin")
-        finally:
-            stdin.detach()
+        return stdin_input()
     try:
-        with open(source, encoding="utf-8", errors="replace") as lines:
-            return read_urls(lines, source)
+        with open(source, "rb"):
+            pass
     except OSError as exc:
         raise click.BadParameter(f"cannot read {source!r}: {exc.strerror}",
                                  param_hint="'FILE'") from None
+    return file_input(source)
 
 
 def _stdout() -> IO[bytes]:
@@ -238,6 +300,49 @@ def _open_output(path: str) -> IO[bytes]:
     except OSError as exc:
         raise click.BadParameter(f"cannot write {path!r}: {exc.strerror}",
                                  param_hint="'-o'") from None
+
+
+# -- bench ------------------------------------------------------------------------------
+@cli.command(context_settings={**_CONTEXT, "ignore_unknown_options": True},
+             short_help="Quick benchmark: bench/run.py --quick, or a built-in one.")
+@click.option("--builtin", is_flag=True,
+              help="Run the built-in benchmark even when bench/run.py is present.")
+@click.option("--count", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Built-in: requests per backend.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Built-in: requests in flight at once.")
+@click.option("--backend", "backend_names", multiple=True, type=click.Choice(list(AUTO_ORDER)),
+              help="Built-in: only this backend (repeat for more; default: all installed).")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def bench(builtin: bool, count: int, concurrency: int, backend_names: tuple[str, ...],
+          extra: tuple[str, ...]) -> None:
+    """Run a quick benchmark and print the results.
+
+    From a source checkout (editable install, the repository's bench/run.py next to the
+    package) this runs `python bench/run.py --quick` (nginx on 127.0.0.1, every client,
+    the report of issue 4; well under 2 minutes); arguments after the options go to it.
+    Otherwise (or with --builtin) it runs a small built-in benchmark: COUNT small JSON
+    requests per installed backend against fastreq's embedded local server, requests per
+    second side by side. The first line says which one runs.
+
+    \b
+    Examples:
+      fastreq bench
+      fastreq bench -- --only 'fastreq-curl*,raw-pycurl'     # options for bench/run.py
+      fastreq bench --builtin --count 2000 --backend curl --backend aiohttp
+    """
+    script = None if builtin else repo_bench_script()
+    if script is not None:
+        click.echo(f"fastreq bench: running {script} --quick {' '.join(extra)}".rstrip())
+        sys.stdout.flush()
+        sys.exit(run_repo_bench(script, extra))
+    if extra:
+        raise click.UsageError(f"unexpected arguments {' '.join(extra)!r} (the built-in "
+                               "benchmark takes only the options above)")
+    why = "--builtin" if builtin else "no bench/run.py next to the package"
+    click.echo(f"fastreq bench: built-in quick benchmark ({why}): {count} requests per backend"
+               f" against the embedded server, concurrency {concurrency}")
+    sys.exit(builtin_bench(count, concurrency, backend_names, click.echo))
 
 
 # -- backends ---------------------------------------------------------------------------
