@@ -444,6 +444,73 @@ def test_request_headers(server: TestServer) -> None:
     run(main())
 
 
+def test_user_agent_rotation_keeps_the_header_list(server: TestServer) -> None:
+    """The User-Agent goes through CURLOPT_USERAGENT: only it changes between requests."""
+    async def main() -> None:
+        async with CurlBackend() as backend:
+            async def sent(headers: dict[str, str] | None) -> dict[str, str]:
+                r = await backend.request(RequestConfig(server.url("/echo"), headers=headers))
+                got: dict[str, str] = r.json()["headers"]
+                return got
+
+            for i, name in enumerate(["User-Agent", "user-agent", "USER-AGENT", "User-Agent"]):
+                got = await sent({name: f"agent/{i}", "X-Keep": "k", "Accept": "a/b"})
+                assert got["user-agent"] == f"agent/{i}"
+                assert (got["x-keep"], got["accept"]) == ("k", "a/b")
+            got = await sent({"X-Keep": "k", "Accept": "a/b"})  # same list, no agent
+            assert "user-agent" not in got
+            assert got["x-keep"] == "k"
+            got = await sent({"User-Agent": ""})  # an empty value is sent as such
+            assert got["user-agent"] == ""
+            got = await sent({"User-Agent": "again"})
+            assert got["user-agent"] == "again"
+            assert "x-keep" not in got
+            got = await sent(None)
+            assert "user-agent" not in got
+            with pytest.raises(ValidationError):
+                await sent({"User-Agent": "a\r\nInjected: 1"})
+            got = await sent({"User-Agent": "after-error", "X-Keep": "k"})
+            assert (got["user-agent"], got["x-keep"]) == ("after-error", "k")
+            cookies = await backend.request(RequestConfig(
+                server.url("/echo"), headers={"User-Agent": "c"}, cookies={"s": "1"}))
+            assert cookies.json()["cookies"] == {"s": "1"}
+            assert cookies.json()["headers"]["user-agent"] == "c"
+            posted = await backend.request(RequestConfig(
+                server.url("/echo"), method="POST", json={"a": 1}, headers={"user-agent": "p"}))
+            assert posted.json()["headers"]["user-agent"] == "p"
+            assert posted.json()["headers"]["content-type"] == "application/json"
+
+    run(main())
+
+
+def test_directly_built_response_matches_the_init_path() -> None:
+    blob = b"HTTP/2 201 \r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\n"
+    args = (201, blob, b"hi", "http://x/", False, "HTTP/2", 0.25)
+    direct = make_response(*args, direct=True)
+    slow = make_response(*args, direct=False)
+    assert type(direct) is type(slow)
+    for name in ("status_code", "content", "url", "is_json", "http_version", "elapsed",
+                 "header_items", "headers", "text"):
+        assert getattr(direct, name) == getattr(slow, name), name
+    assert direct.has_header("x-a") and not direct.has_header("x-b")
+    assert pickle.loads(pickle.dumps(direct)).headers == {"content-type": "text/plain", "x-a": "1"}
+
+
+def test_large_bodies_arrive_whole_with_a_big_receive_buffer(server: TestServer) -> None:
+    async def main() -> None:
+        async with CurlBackend() as backend:
+            rs = await asyncio.gather(*(
+                backend.request(RequestConfig(server.url(f"/bytes/{n}")))
+                for n in (0, 1, 65_536, 262_144, 262_145, 1_000_003)
+            ))
+            sizes = [0, 1, 65_536, 262_144, 262_145, 1_000_003]
+            assert [len(r.content) for r in rs] == sizes
+            for r, n in zip(rs, sizes, strict=True):
+                assert r.content == bytes(i % 256 for i in range(n))
+
+    run(main())
+
+
 def test_environment_proxies_are_ignored(
     server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

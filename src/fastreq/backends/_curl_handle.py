@@ -22,7 +22,7 @@ class Easy:
 
     __slots__ = (
         "chunks", "cookies", "curl", "errmsg", "fut", "getinfo", "hdrs", "headers", "key",
-        "setopt", "stream_error",
+        "setopt", "stream_error", "ua",
     )
 
     def __init__(self) -> None:
@@ -34,7 +34,8 @@ class Easy:
         self.hdrs: list[bytes] = []
         self.fut: asyncio.Future[int] | None = None
         self.key: tuple[Any, ...] | None = None
-        self.headers: dict[str, str] | None = None
+        self.headers: dict[str, str] = {}  # sent headers but User-Agent (and Cookie)
+        self.ua = ""
         self.cookies: dict[str, str] | None = None
         self.errmsg = ""
         self.stream_error: BaseException | None = None

@@ -45,11 +45,19 @@ import asyncio
 
 import pycurl
 
-from fastreq.backends._common import build_url, outgoing_headers
+from fastreq.backends._common import build_url
 from fastreq.backends._curl_engine import CLOSED_CODE, Engine
 from fastreq.backends._curl_errors import callback_error, closed_error, curl_error
 from fastreq.backends._curl_handle import Easy
-from fastreq.backends._curl_options import HAS_HTTP2, HAS_HTTP3, apply_all, set_headers
+from fastreq.backends._curl_options import (
+    HAS_HTTP2,
+    HAS_HTTP3,
+    apply_all,
+    outgoing,
+    set_headers,
+    set_user_agent,
+    split_user_agent,
+)
 from fastreq.backends._curl_response import last_block, make_response
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import ConfigurationError, ValidationError
@@ -62,6 +70,18 @@ _EFFECTIVE_URL = pycurl.EFFECTIVE_URL
 _TOTAL_TIME = pycurl.TOTAL_TIME
 _REDIRECT_COUNT = pycurl.REDIRECT_COUNT
 _CONTENT_TYPE = pycurl.CONTENT_TYPE
+#: Content-Type value -> is JSON; a batch sees few distinct values (bounded all the same)
+_JSON_TYPES: dict[str | None, bool] = {None: False, "": False}
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    mime = content_type.partition(";")[0].strip().lower()
+    is_json = mime == "application/json" or mime.endswith("+json")
+    if len(_JSON_TYPES) < 256:
+        _JSON_TYPES[content_type] = is_json
+    return is_json
 
 
 class CurlBackend(Backend):
@@ -214,8 +234,9 @@ class CurlBackend(Backend):
         """Apply ``config`` to ``h``; returns the URL.
 
         A pooled handle keeps its options: when they match (the usual case in a batch) only
-        the URL is set, when only the headers differ (a rotating User-Agent) only the header
-        list; otherwise the handle is ``reset()`` and everything is applied again.
+        the URL is set, when only the User-Agent differs (fastreq rotates it) only
+        ``CURLOPT_USERAGENT``, when other headers differ the header list; otherwise the
+        handle is ``reset()`` and everything is applied again.
         """
         url = build_url(config.url, config.params) if config.params else config.url
         if config.data is None and config.json is None and config.on_chunk is None:
@@ -224,16 +245,18 @@ class CurlBackend(Backend):
                 config.follow_redirects, config.max_redirects, config.http2,
             )
             if key == h.key:
-                if config.headers != h.headers or config.cookies != h.cookies:
-                    set_headers(h.setopt, outgoing_headers(config, None))
-                    h.headers = dict(config.headers) if config.headers is not None else None
+                ua, rest = split_user_agent(config.headers)
+                if rest != h.headers or config.cookies != h.cookies:
+                    set_headers(h.setopt, outgoing(rest, config.cookies, None))
+                    h.headers = rest
                     h.cookies = dict(config.cookies) if config.cookies is not None else None
+                if ua != h.ua:  # a rotating User-Agent: the header list stays as it is
+                    set_user_agent(h.setopt, ua)
+                    h.ua = ua
                 h.setopt(_URL, url)
                 return url
             self._apply_all(h, config, url)
             h.key = key
-            h.headers = dict(config.headers) if config.headers is not None else None
-            h.cookies = dict(config.cookies) if config.cookies is not None else None
         else:
             self._apply_all(h, config, url)
             h.key = None  # bodies and stream callbacks are per request: reset next time
@@ -248,11 +271,9 @@ class CurlBackend(Backend):
         getinfo = h.getinfo
         blob, version, earlier = last_block(h.hdrs)
         content_type: str | None = getinfo(_CONTENT_TYPE)
-        if content_type:
-            mime = content_type.partition(";")[0].strip().lower()
-            is_json = mime == "application/json" or mime.endswith("+json")
-        else:
-            is_json = False
+        is_json = _JSON_TYPES.get(content_type)
+        if is_json is None:
+            is_json = _is_json(content_type)
         return make_response(
             getinfo(_RESPONSE_CODE),
             blob,
