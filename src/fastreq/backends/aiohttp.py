@@ -10,10 +10,10 @@ import asyncio
 import io
 import ssl
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from functools import lru_cache
+from time import perf_counter
 from typing import Any
 
 import aiohttp
@@ -54,24 +54,17 @@ _NEEDS_CLEANUP_CLOSED = _PY < (3, 12, 8) or (3, 13, 0) <= _PY < (3, 13, 1)
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 _PROXY_SCHEMES = frozenset({"http", "https"})
 # aiohttp would add ``Content-Type: application/octet-stream`` to raw byte bodies; the
-# other backends send no Content-Type the caller did not ask for.
+# other backends send no Content-Type the caller did not ask for. Passed per request, only
+# with a body: as a session default aiohttp would build two header multidicts per request.
 _SKIP_AUTO_HEADERS = ("Content-Type",)
 # aiohttp warns (ResourceWarning) about raw bytes bodies above 1 MiB; a BytesIO of the same
 # bytes is written in chunks, yielding to the loop, and replays on 307/308 redirects.
 _LARGE_BODY = 1 << 20
 
 
-def _client_timeout(value: TimeoutLike) -> aiohttp.ClientTimeout:
-    """aiohttp's limits for a raw ``RequestConfig.timeout`` (cached: no Timeout per request)."""
-    try:
-        return _cached_client_timeout(value)
-    except TypeError:  # unhashable, so not a valid timeout: let coerce() say why
-        Timeout.coerce(value)
-        raise
-
-
 @lru_cache(maxsize=64, typed=True)  # typed: True must not hit the entry of 1
 def _cached_client_timeout(value: TimeoutLike) -> aiohttp.ClientTimeout:
+    """aiohttp's limits for a raw ``RequestConfig.timeout`` (cached: no Timeout per request)."""
     timeout = Timeout.coerce(value)
     if timeout is None:
         return _NO_TIMEOUT
@@ -80,6 +73,12 @@ def _cached_client_timeout(value: TimeoutLike) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(
         total=timeout.total, connect=timeout.connect, sock_read=timeout.read, sock_connect=None
     )
+
+
+_HTTP_VERSIONS: dict[Any, str] = {
+    aiohttp.HttpVersion11: "HTTP/1.1",
+    aiohttp.HttpVersion10: "HTTP/1.0",
+}
 
 
 def _http_version(version: Any) -> str | None:
@@ -172,7 +171,6 @@ class AiohttpBackend(Backend):
             trust_env=False,  # fastreq decides proxies itself
             auto_decompress=True,
             timeout=_NO_TIMEOUT,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
         )
         self._loop = loop
         return session
@@ -189,38 +187,63 @@ class AiohttpBackend(Backend):
         return proxy
 
     async def request(self, config: RequestConfig) -> NormalizedResponse:
-        url = build_url(config.url, config.params)
-        body, content_type = encode_body(config)
-        headers = outgoing_headers(config, content_type)
-        proxy = self._proxy(config.proxy)
-        timeout = _client_timeout(config.timeout)
-        session = await self._get_session()
-        start = time.perf_counter()
+        # The hot path: a plain GET (no params, body, headers, cookies or proxy) costs only
+        # attribute reads here; everything else goes through the shared encoders.
+        url = config.url
+        if config.params:
+            url = build_url(url, config.params)
+        if config.data is None and config.json is None:
+            body: bytes | None = None
+            headers = outgoing_headers(config, None) if config.headers or config.cookies else None
+        else:
+            body, content_type = encode_body(config)
+            headers = outgoing_headers(config, content_type)
+        proxy = config.proxy
+        if proxy is not None:
+            proxy = self._proxy(proxy)
         try:
-            async with session.request(
+            timeout = _cached_client_timeout(config.timeout)
+        except TypeError:  # unhashable, so not a valid timeout: let coerce() say why
+            Timeout.coerce(config.timeout)
+            raise
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop():
+            session = await self._get_session()
+        start = perf_counter()
+        try:
+            # session._request() and the release below are what ``async with
+            # session.request(...)`` does, without its four extra coroutines per request.
+            resp = await session._request(
                 config.method,
                 url,
-                data=io.BytesIO(body) if body is not None and len(body) > _LARGE_BODY else body,
+                data=body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body),
                 headers=headers,
+                skip_auto_headers=None if body is None else _SKIP_AUTO_HEADERS,
                 allow_redirects=config.follow_redirects,
                 # aiohttp fails on reaching its limit; fastreq allows max_redirects hops.
-                max_redirects=max(config.max_redirects, 0) + 1,
+                max_redirects=config.max_redirects + 1 if config.max_redirects > 0 else 1,
                 proxy=proxy,
                 ssl=config.verify_ssl,
                 timeout=timeout,
-            ) as resp:
+            )
+            try:
                 if config.stream:
                     content = await self._read_stream(resp, config)
                 else:
                     content = await resp.read()
                 return NormalizedResponse(
                     resp.status,
-                    list(resp.headers.items()),
+                    resp.headers,  # a Mapping: every repeated header read through items()
                     content,
-                    url=str(resp.url),
-                    http_version=_http_version(resp.version),
-                    elapsed=time.perf_counter() - start,
+                    # Without a redirect the final URL is the one sent; yarl's normalized
+                    # form is only needed (and computed) after a redirect.
+                    url=str(resp.url) if resp.history else url,
+                    http_version=_HTTP_VERSIONS.get(resp.version) or _http_version(resp.version),
+                    elapsed=perf_counter() - start,
                 )
+            finally:
+                resp.release()
+                await resp.wait_for_close()
         except FastRequestsError:
             raise
         except Exception as exc:
