@@ -9,6 +9,7 @@ import pytest
 
 from fastreq.backends import available_backends
 
+from ._faults import FaultServer
 from ._proxy import ProxyServer
 from ._server import ServerThread, TestServer, build_app, closed_port
 
@@ -90,3 +91,17 @@ def proxy_server(_proxy_state: ProxyServer) -> ProxyServer:
     """
     _proxy_state.reset()
     return _proxy_state
+
+
+@pytest.fixture(scope="session")
+def _faults_state() -> Iterator[FaultServer]:
+    faults = FaultServer()
+    yield faults
+    faults.stop()
+
+
+@pytest.fixture
+def faults(_faults_state: FaultServer) -> FaultServer:
+    """The misbehaving raw-socket origin of tests/_faults.py, its records cleared."""
+    _faults_state.reset()
+    return _faults_state

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastreq._models import Request, ReturnType
+from fastreq.backends._common import json_bytes
 from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import ValidationError
 from fastreq.timeouts import Timeout, TimeoutLike
 from fastreq.utils.headers import UserAgentPool, merge_headers
 from fastreq.utils.proxies import parse_proxy
 from fastreq.utils.validators import (
+    to_ascii_url,
     validate_cookies,
     validate_headers,
     validate_keys,
@@ -95,6 +97,8 @@ class Plan:
         self.method = validate_method(method)
         self.params = _check_params(params, "request options")
         _check_body(data, json, "request options")
+        if json is not None:
+            json_bytes(json)  # once per batch: NaN, non-str keys... fail before sending
         self.data = data
         self.json = json
         self.cookies = {**(defaults.cookies or {}), **(validate_cookies(cookies) or {})} or None
@@ -187,14 +191,15 @@ class Plan:
                 self._check_item(item, index)
             if item.__class__ is str:
                 return RequestConfig(
-                    item, method, params, data, json, headers_for(None), cookies, timeout,
+                    item if item.isascii() else to_ascii_url(item),
+                    method, params, data, json, headers_for(None), cookies, timeout,
                     proxy, http2, False, follow, verify,
                 )
             req: Request = item
             item_headers = validate_headers(req.headers) if req.headers else None
             has_body = req.data is not None or req.json is not None
             return RequestConfig(
-                req.url,
+                req.url if req.url.isascii() else to_ascii_url(req.url),
                 req.method.upper() if req.method else method,
                 req.params if req.params is not None else params,
                 req.data if has_body else data,

@@ -13,9 +13,23 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastreq.backends.base import RequestConfig
-from fastreq.exceptions import BackendError, ValidationError
+from fastreq.exceptions import BackendError, ResponseDecodeError, ValidationError
 
-__all__ = ["build_url", "deliver_chunk", "describe", "encode_body", "outgoing_headers"]
+__all__ = [
+    "body_too_large",
+    "build_url",
+    "deliver_chunk",
+    "describe",
+    "encode_body",
+    "json_bytes",
+    "outgoing_headers",
+    "too_many_encodings",
+]
+
+#: More Content-Encoding layers than this is refused (like urllib3 and libcurl).
+MAX_CONTENT_ENCODINGS = 5
+#: Methods a backend may resend once when a reused connection died before any response.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 def _scalar(value: Any) -> str:
@@ -55,13 +69,22 @@ def build_url(url: str, params: Mapping[str, Any] | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, merged, parts.fragment))
 
 
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON; :class:`ValidationError` when it is not valid JSON
+    (NaN / Infinity, a non-str key, an object json cannot encode, a lone surrogate)."""
+    try:
+        text = _json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ValidationError(f"json body cannot be sent as JSON: {describe(exc)}") from None
+
+
 def encode_body(config: RequestConfig) -> tuple[bytes | None, str | None]:
     """The request body as bytes and the Content-Type it implies (``None``: none implied)."""
     if config.json is not None:
         if config.data is not None:
             raise ValidationError("pass either data= or json=, not both")
-        body = _json.dumps(config.json, separators=(",", ":"), ensure_ascii=False)
-        return body.encode("utf-8"), "application/json"
+        return json_bytes(config.json), "application/json"
     data = config.data
     if data is None:
         return None, None
@@ -124,3 +147,21 @@ async def deliver_chunk(
         raise BackendError(
             f"on_chunk callback raised {describe(exc)}", backend_name=backend_name, url=url
         ) from exc
+
+
+def body_too_large(cap: int, backend_name: str, url: str) -> ResponseDecodeError:
+    """The error for a (decoded) body over ``RequestConfig.max_body_size``."""
+    return ResponseDecodeError(
+        f"response body exceeds max_body_size ({cap} bytes after decompression); "
+        "a decompression bomb or a body to stream instead",
+        backend_name=backend_name,
+        url=url,
+    )
+
+
+def too_many_encodings(content_encoding: str | None) -> bool:
+    """Whether a Content-Encoding header chains more than five codings."""
+    if not content_encoding:
+        return False
+    codings = [c for c in content_encoding.split(",") if c.strip()]
+    return len(codings) > MAX_CONTENT_ENCODINGS

@@ -9,7 +9,11 @@ import urllib3
 import urllib3.exceptions
 
 from fastreq.backends._common import describe
-from fastreq.backends._urllib3_errors import connection_error_class, urllib3_error_class
+from fastreq.backends._urllib3_errors import (
+    connection_error_class,
+    is_response_parse_error,
+    urllib3_error_class,
+)
 from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -66,6 +70,10 @@ def map_error(exc: BaseException, config: RequestConfig, backend_name: str) -> F
         cls = ReadTimeoutError
     elif isinstance(exc, requests.exceptions.InvalidSchema) and "SOCKS" in str(exc):
         return ConfigurationError(f"SOCKS proxy support is missing: {message}")
+    elif isinstance(exc, requests.exceptions.InvalidHeader) and is_response_parse_error(
+        exc, urllib3.exceptions
+    ):
+        cls = ProtocolError  # a malformed response head (conflicting lengths, NUL...)
     elif isinstance(exc, ValueError) and isinstance(exc, requests.RequestException):
         # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
         return ValidationError(f"invalid request for {config.url}: {message}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from fastreq.backends._common import IDEMPOTENT_METHODS
 from fastreq.exceptions import (
     BackendError,
     ConnectError,
@@ -21,7 +22,12 @@ from fastreq.exceptions import (
     TransportError,
 )
 
-__all__ = ["connection_error_class", "urllib3_error_class"]
+__all__ = [
+    "connection_error_class",
+    "is_response_parse_error",
+    "stale_connection_retry",
+    "urllib3_error_class",
+]
 
 
 def urllib3_error_class(exc: BaseException, errors: ModuleType) -> type[BackendError]:
@@ -38,9 +44,20 @@ def urllib3_error_class(exc: BaseException, errors: ModuleType) -> type[BackendE
         return ReadTimeoutError
     if isinstance(exc, errors.DecodeError):
         return ResponseDecodeError
-    if isinstance(exc, errors.ProtocolError):  # "Connection aborted", IncompleteRead...
+    if isinstance(exc, (errors.ProtocolError, errors.InvalidHeader)):
+        # "Connection aborted", IncompleteRead..., and a response whose head or chunked
+        # framing cannot be parsed (urllib3 raises InvalidHeader for those)
         return ProtocolError
     return TransportError
+
+
+def is_response_parse_error(exc: BaseException, errors: ModuleType) -> bool:
+    """Whether a library's ``InvalidHeader`` comes from parsing the *response* (urllib3's
+    error underneath), not from checking the caller's request headers."""
+    # The library wraps urllib3's error as its first argument (and, while handling it, as
+    # __context__, which a later re-raise from another ``except`` block may replace).
+    inner = [*exc.args[:1], exc.__cause__, exc.__context__]
+    return any(isinstance(e, errors.InvalidHeader) for e in inner)
 
 
 def connection_error_class(exc: BaseException, errors: ModuleType) -> type[BackendError]:
@@ -53,3 +70,34 @@ def connection_error_class(exc: BaseException, errors: ModuleType) -> type[Backe
         cls = urllib3_error_class(reason, errors)
         return ConnectError if cls is TransportError else cls
     return ConnectError
+
+
+def stale_connection_retry(retry_class: Any, errors: ModuleType) -> Any:
+    """A urllib3 ``Retry`` (``retry_class`` and ``errors`` from the same urllib3) that
+    resends an idempotent request once when its connection died before any response came
+    back (a keep-alive connection the server dropped as it was reused), and retries nothing
+    else: a POST is never resent; timeouts and refused connections are left to fastreq's
+    retry policy."""
+
+    class StaleConnectionRetry(retry_class):  # type: ignore[misc]
+        def increment(
+            self, method: str | None = None, url: str | None = None, response: Any = None,
+            error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None,
+        ) -> Any:
+            if (
+                response is None
+                and isinstance(error, errors.ProtocolError)
+                and (method or "").upper() in IDEMPOTENT_METHODS
+                and self.total
+            ):
+                return super().increment(method, url, response, error, _pool, _stacktrace)
+            # exactly what urllib3 does with requests' default Retry(0, read=False)
+            return retry_class(0, read=False).increment(
+                method, url, response, error, _pool, _stacktrace
+            )
+
+    return StaleConnectionRetry(
+        total=1, connect=0, read=1, redirect=0, status=0, other=0,
+        allowed_methods=IDEMPOTENT_METHODS, raise_on_redirect=False, raise_on_status=False,
+        respect_retry_after_header=False, backoff_factor=0,
+    )

@@ -55,6 +55,8 @@ __all__ = ["Backend", "HeaderInput", "NormalizedResponse", "RequestConfig"]
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]]
 _MISSING: Any = object()
 DEFAULT_MAX_REDIRECTS = 20
+#: Default cap on a response body held in memory, after decompression (decompression bombs).
+DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -64,7 +66,9 @@ class RequestConfig:
     ``timeout`` is a number (total seconds), a :class:`~fastreq.Timeout` or ``None`` (no
     limit). With ``stream=True`` the body is read in chunks; if ``on_chunk`` is set each chunk
     goes to it and ``NormalizedResponse.content`` stays empty, so the body is never held
-    whole in memory.
+    whole in memory. ``max_body_size`` caps the decoded (decompressed) body held in memory:
+    a larger one fails that request with :class:`~fastreq.exceptions.ResponseDecodeError`
+    (``None``: no cap).
     """
 
     url: str
@@ -82,6 +86,7 @@ class RequestConfig:
     verify_ssl: bool = True
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     on_chunk: Callable[[bytes], object] | None = None
+    max_body_size: int | None = DEFAULT_MAX_BODY_SIZE
 
     @property
     def timeouts(self) -> Timeout | None:

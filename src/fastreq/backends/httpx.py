@@ -20,11 +20,14 @@ from typing import Any
 import httpx
 
 from fastreq.backends._common import (
+    IDEMPOTENT_METHODS,
+    body_too_large,
     build_url,
     deliver_chunk,
     describe,
     encode_body,
     outgoing_headers,
+    too_many_encodings,
 )
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
@@ -50,6 +53,7 @@ __all__ = ["HttpxBackend"]
 
 _ClientKey = tuple[bool, str | None, bool]  # (verify, proxy, http2)
 _PROXY_SCHEMES = frozenset({"http", "https", "socks5", "socks5h"})
+_CHUNK = 64 * 1024
 # fastreq bounds concurrency itself: no connection cap, keep every idle connection (5 s).
 _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=5)
 
@@ -247,8 +251,18 @@ class HttpxBackend(Backend):
     ) -> NormalizedResponse:
         start = time.perf_counter()
         hops = 0
+        resent = False
         while True:
-            response = await client.send(request, stream=True)
+            try:
+                response = await client.send(request, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # The connection died before any response: most likely a keep-alive
+                # connection the server dropped as it was reused. Resend an idempotent
+                # request once, on a fresh connection; never a POST.
+                if resent or request.method not in IDEMPOTENT_METHODS:
+                    raise
+                resent = True
+                continue
             try:
                 next_request = response.next_request if config.follow_redirects else None
                 if next_request is None:
@@ -270,14 +284,37 @@ class HttpxBackend(Backend):
             # httpx drops the Cookie header on every redirect; keep it on same-origin hops
             # (as aiohttp and libcurl do), never send it to another origin.
             cookie = request.headers.get("cookie")
-            if cookie is not None and _same_origin(request.url, next_request.url):
+            same_origin = _same_origin(request.url, next_request.url)
+            if cookie is not None and same_origin:
                 next_request.headers["Cookie"] = cookie
+            if not same_origin:  # httpx strips Authorization only: no credential leaves
+                next_request.headers.pop("proxy-authorization", None)
+            if next_request.method != request.method and not next_request.content:
+                # 303 (or 301/302 on POST): now a GET without body, so no Content-Type either
+                next_request.headers.pop("content-type", None)
             request = next_request
 
     async def _read(self, response: httpx.Response, config: RequestConfig) -> bytes:
+        if too_many_encodings(response.headers.get("content-encoding")):
+            raise ResponseDecodeError(
+                "more than 5 chained Content-Encodings: "
+                f"{response.headers.get('content-encoding')!r}",
+                backend_name=self.name,
+                url=config.url,
+            )
         on_chunk = config.on_chunk
         if not config.stream or on_chunk is None:
-            return await response.aread()
+            cap = config.max_body_size
+            if cap is None:
+                return await response.aread()
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes(_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise body_too_large(cap, self.name, config.url)
+                parts.append(chunk)
+            return b"".join(parts)
         async for chunk in response.aiter_bytes():
             await deliver_chunk(on_chunk, chunk, self.name, config.url)
         return b""

@@ -20,13 +20,19 @@ import niquests.adapters
 from niquests.packages import urllib3 as _urllib3
 
 from fastreq.backends._common import (
+    body_too_large,
     build_url,
     deliver_chunk,
     describe,
     encode_body,
     outgoing_headers,
 )
-from fastreq.backends._urllib3_errors import connection_error_class, urllib3_error_class
+from fastreq.backends._urllib3_errors import (
+    connection_error_class,
+    is_response_parse_error,
+    stale_connection_retry,
+    urllib3_error_class,
+)
 from fastreq.backends.base import (
     DEFAULT_MAX_REDIRECTS,
     Backend,
@@ -51,6 +57,7 @@ from fastreq.exceptions import (
 
 __all__ = ["NiquestsBackend"]
 
+_CHUNK = 64 * 1024
 _VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
 _HAS_INCOMING_COOKIES = (
@@ -142,7 +149,6 @@ class NiquestsBackend(Backend):
             "pool_connections": 512,
             "pool_maxsize": 256,
             "disable_http3": True,
-            "retries": 0,
             **library_options,
         }
         if _HAS_INCOMING_COOKIES:
@@ -193,7 +199,10 @@ class NiquestsBackend(Backend):
         session = self._sessions.get(key)
         if session is None:
             verify, max_redirects, http2 = key
-            session = _Session(**{**self._options, "disable_http2": not http2})
+            # By default: resend an idempotent request once when its reused connection died
+            # before any response; nothing else (fastreq's policy does the real retries).
+            retries = stale_connection_retry(_urllib3.Retry, _urllib3.exceptions)
+            session = _Session(**{"retries": retries, **self._options, "disable_http2": not http2})
             session.trust_env = False  # fastreq decides proxies itself
             session.verify = verify
             session.max_redirects = max_redirects
@@ -264,7 +273,7 @@ class NiquestsBackend(Backend):
             stream=True,
         )
         try:
-            if config.stream:
+            if config.stream or config.max_body_size is not None:
                 content = await self._read_stream(resp, config)
             else:
                 content = await resp.content or b""
@@ -281,11 +290,19 @@ class NiquestsBackend(Backend):
         )
 
     async def _read_stream(self, resp: Any, config: RequestConfig) -> bytes:
-        on_chunk = config.on_chunk
+        on_chunk = config.on_chunk if config.stream else None
+        if on_chunk is None:
+            # Bounded reads, so that a decompression bomb is caught a chunk at a time.
+            parts: list[bytes] = []
+            size, cap = 0, config.max_body_size
+            async for chunk in await resp.iter_content(_CHUNK):
+                size += len(chunk)
+                if cap is not None and size > cap:
+                    raise body_too_large(cap, self.name, config.url)
+                parts.append(chunk)
+            return b"".join(parts)
         # A negative size: each chunk as soon as it arrives (urllib3-future's async read).
         chunks = await resp.iter_content(-1)
-        if on_chunk is None:
-            return b"".join([chunk async for chunk in chunks])
         async for chunk in chunks:
             await deliver_chunk(on_chunk, chunk, self.name, config.url)
         return b""
@@ -321,6 +338,10 @@ class NiquestsBackend(Backend):
             cls = ReadTimeoutError
         elif isinstance(exc, errors.InvalidSchema) and "SOCKS" in str(exc):
             return ConfigurationError(f"SOCKS proxy support is missing: {message}")
+        elif isinstance(exc, errors.InvalidHeader) and is_response_parse_error(
+            exc, _urllib3.exceptions
+        ):
+            cls = ProtocolError  # a malformed response head (conflicting lengths, NUL...)
         elif isinstance(exc, ValueError) and isinstance(exc, errors.RequestException):
             # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
             return ValidationError(f"invalid request for {config.url}: {message}")

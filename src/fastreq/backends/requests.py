@@ -19,8 +19,10 @@ from typing import Any, NoReturn
 
 import requests
 import requests.adapters
+import urllib3
+import urllib3.exceptions
 
-from fastreq.backends._common import build_url, encode_body, outgoing_headers
+from fastreq.backends._common import body_too_large, build_url, encode_body, outgoing_headers
 from fastreq.backends._requests_errors import (
     PoolTimeout,
     TotalTimeout,
@@ -29,6 +31,7 @@ from fastreq.backends._requests_errors import (
     map_error,
 )
 from fastreq.backends._requests_session import FastreqAdapter, FastreqSession
+from fastreq.backends._urllib3_errors import stale_connection_retry
 from fastreq.backends.base import (
     DEFAULT_MAX_REDIRECTS,
     Backend,
@@ -125,6 +128,7 @@ class RequestsBackend(Backend):
             "pool_connections": 512,
             "pool_maxsize": max_workers,
             "pool_block": False,
+            "max_retries": stale_connection_retry(urllib3.Retry, urllib3.exceptions),
             **library_options,
         }
         self._lock = threading.Lock()
@@ -248,10 +252,14 @@ class RequestsBackend(Backend):
         on_chunk: Callable[[bytes], object] | None,
     ) -> bytes:
         parts: list[bytes] = []
+        size, cap = 0, config.max_body_size
         for chunk in resp.iter_content(_CHUNK):
             if plan.abandoned:
                 return b""
             if on_chunk is None:
+                size += len(chunk)
+                if cap is not None and size > cap:
+                    raise body_too_large(cap, self.name, config.url)
                 parts.append(chunk)
             else:
                 result = self._deliver(on_chunk, chunk, config)

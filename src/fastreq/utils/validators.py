@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastreq.exceptions import ConfigurationError, ValidationError
 
 __all__ = [
+    "to_ascii_url",
     "validate_concurrency",
     "validate_headers",
     "validate_keys",
@@ -68,7 +69,49 @@ def validate_url(url: object) -> str:
         )
     if not host:
         raise ValidationError(f"URL has no host: {_show(url)}")
+    if parts.port == 0:
+        raise ValidationError(f"URL has port 0: {_show(url)}")
+    if not url.isascii():
+        to_ascii_url(url)  # a host that IDNA cannot encode fails here, before sending
     return url
+
+
+# Every printable ASCII character is left alone: only what is beyond ASCII gets encoded.
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def to_ascii_url(url: str) -> str:
+    """``url`` as ASCII: a non-ASCII host IDNA-encoded, other non-ASCII characters
+    percent-encoded as UTF-8 (what browsers send for an IRI). ASCII URLs come back as is.
+
+    Example::
+
+        to_ascii_url("http://bücher.example/straße?q=é")
+        # 'http://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A9'
+    """
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        host = parts.hostname or ""
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValidationError(f"URL host cannot be IDNA-encoded ({exc}): {_show(url)}") \
+                from None
+        if ":" in ascii_host:
+            ascii_host = f"[{ascii_host}]"
+        userinfo, at, _ = netloc.rpartition("@")
+        port = f":{parts.port}" if parts.port is not None else ""
+        netloc = (quote(userinfo, safe=_PRINTABLE) + "@" if at else "") + ascii_host + port
+    return urlunsplit((
+        parts.scheme,
+        netloc,
+        quote(parts.path, safe=_PRINTABLE),
+        quote(parts.query, safe=_PRINTABLE),
+        quote(parts.fragment, safe=_PRINTABLE),
+    ))
 
 
 def validate_method(method: object) -> str:
@@ -79,7 +122,8 @@ def validate_method(method: object) -> str:
 
 
 def validate_headers(headers: object, what: str = "headers") -> dict[str, str] | None:
-    """A copy of ``headers`` with str values; names must be tokens, values free of CR/LF/NUL.
+    """A copy of ``headers`` with str values; names must be tokens, values ASCII without
+    CR/LF/NUL.
 
     Numbers are turned into strings; ``None`` values drop the header.
     """
@@ -101,6 +145,12 @@ def validate_headers(headers: object, what: str = "headers") -> dict[str, str] |
         if _BAD_VALUE_CHARS.search(text):
             raise ValidationError(
                 f"header {name!r} in {what} contains CR, LF or NUL: {_show(text)}"
+            )
+        if not text.isascii():
+            # Backends disagree on the wire bytes (UTF-8, latin-1 or an encoding error), so
+            # the value would not arrive as given: encode it first (RFC 8187, percent-encoding).
+            raise ValidationError(
+                f"header {name!r} in {what} has non-ASCII characters: {_show(text)}"
             )
         out[name] = text
     return out

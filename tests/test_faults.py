@@ -1,0 +1,240 @@
+"""Hostile and broken servers: every backend turns each fault into an error for that input.
+
+Each test runs once per installed backend against the raw-socket fault server of
+``tests/_faults.py``. Known gaps of a backend that cannot be fixed here are
+``xfail(strict=True)`` with the reason (see ``tests/_known.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from fastreq import PartialFailureError, fastreq
+from fastreq.backends import create_backend
+from fastreq.backends.base import NormalizedResponse, RequestConfig
+from fastreq.exceptions import (
+    BackendError,
+    ConnectError,
+    ConnectTimeoutError,
+    PoolTimeoutError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    TransportError,
+)
+
+from ._faults import BOMB_SIZE, FaultServer, bomb
+from ._known import known_gap
+
+LIMIT = 10.0
+_NOT_SENT = (ConnectError, ConnectTimeoutError, PoolTimeoutError)
+
+MALFORMED = [
+    "/reset",
+    "/reset-mid-body",
+    "/close-before-status",
+    "/short-body",
+    "/conflicting-length",
+    "/bad-chunked",
+    "/truncated-chunked",
+    "/header-nul",
+    "/header-cr",
+]
+
+
+def _run(backend_name: str, *configs: RequestConfig) -> list[NormalizedResponse | BaseException]:
+    """Send ``configs`` one after another on one backend; errors are returned, not raised."""
+
+    async def main() -> list[NormalizedResponse | BaseException]:
+        out: list[NormalizedResponse | BaseException] = []
+        async with create_backend(backend_name) as backend:
+            for config in configs:
+                try:
+                    out.append(await backend.request(config))
+                except Exception as exc:
+                    out.append(exc)
+        return out
+
+    return asyncio.run(main())
+
+
+def _one(backend_name: str, url: str, **options: Any) -> NormalizedResponse | BaseException:
+    options.setdefault("timeout", LIMIT)
+    return _run(backend_name, RequestConfig(url, **options))[0]
+
+
+# -- truncated, malformed, conflicting -----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", MALFORMED)
+def test_malformed_response_is_a_transport_error(
+    backend_name: str, faults: FaultServer, path: str
+) -> None:
+    out = _one(backend_name, faults.url + path)
+    assert isinstance(out, TransportError), repr(out)
+    assert not isinstance(out, _NOT_SENT), repr(out)  # it was sent: never "safe to resend"
+    assert isinstance(out, BackendError) and out.backend_name == backend_name
+    assert str(out)
+
+
+def test_header_injection_in_a_response_never_reaches_the_caller(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+) -> None:
+    known_gap(request, backend_name, {
+        "curl": "libcurl keeps a bare LF inside a header value ('a\\nInjected: yes'); "
+                "_curl_response must reject or split it",
+    })
+    for path in ("/header-crlf", "/header-cr", "/header-nul"):
+        out = _one(backend_name, faults.url + path)
+        if isinstance(out, NormalizedResponse):
+            for name, value in out.header_items:
+                for bad in "\r\n\x00":
+                    assert bad not in name and bad not in value, (path, name, value)
+        else:
+            assert isinstance(out, TransportError), repr(out)
+
+
+def test_batch_goes_on_and_each_fault_is_its_own_failure(
+    backend_name: str, faults: FaultServer
+) -> None:
+    urls = [faults.url + "/ok"] + [faults.url + p for p in MALFORMED] + [faults.url + "/ok"]
+    with pytest.raises(PartialFailureError) as info:
+        fastreq(urls, backend=backend_name, max_retries=0, timeout=LIMIT, return_type="text")
+    exc = info.value
+    assert exc.total == len(urls)
+    assert exc.results[0] == "ok" and exc.results[-1] == "ok"
+    assert exc.results[1:-1] == [None] * len(MALFORMED)
+    failed = sorted(f.url for f in exc.failures)
+    assert failed == sorted(faults.url + p for p in MALFORMED)
+    for failure in exc.failures:
+        assert isinstance(failure.error, TransportError), (failure.url, repr(failure.error))
+
+
+# -- stale keep-alive ----------------------------------------------------------------------
+
+
+def test_stale_keepalive_get_is_retried_once(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+) -> None:
+    outs = _run(backend_name, *[RequestConfig(faults.url + "/stale", timeout=LIMIT)] * 2)
+    assert [getattr(o, "status_code", o) for o in outs] == [200, 200]
+    # first request, the reuse the server dropped, the resend on a fresh connection
+    assert [(r.conn - faults.records[0].conn, r.nth) for r in faults.records] == [
+        (0, 1), (0, 2), (1, 1)
+    ]
+
+
+def test_stale_keepalive_post_is_not_resent(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+) -> None:
+    known_gap(request, backend_name, {
+        "curl": "libcurl silently resends any request (POST too) when a reused connection "
+                "dies before the response; needs CURLOPT handling in _curl_engine/_curl_errors",
+    })
+    config = RequestConfig(faults.url + "/stale", method="POST", data=b"pay once", timeout=LIMIT)
+    first, second = _run(backend_name, config, config)
+    assert isinstance(first, NormalizedResponse) and first.status_code == 200
+    assert isinstance(second, TransportError), repr(second)
+    assert not isinstance(second, _NOT_SENT), repr(second)
+    assert [r.method for r in faults.records] == ["POST", "POST"]  # never a third
+
+
+# -- slow drip and silence -----------------------------------------------------------------
+
+
+def test_drip_and_silence_are_cut_off_by_the_total_timeout(
+    backend_name: str, faults: FaultServer
+) -> None:
+    slow = ["/drip?interval=0.05", "/drip-head?interval=0.05", "/never"]
+    urls = [faults.url + p for p in slow] + [faults.url + "/ok"]
+    start = time.monotonic()
+    with pytest.raises(PartialFailureError) as info:
+        fastreq(urls, backend=backend_name, max_retries=0, timeout=1.0, return_type="text")
+    assert time.monotonic() - start < 8  # limit enforced, nothing hung
+    exc = info.value
+    assert exc.results[-1] == "ok"
+    assert len(exc.failures) == 3
+    for failure in exc.failures:
+        assert isinstance(failure.error, RequestTimeoutError), repr(failure.error)
+
+
+# -- decompression -------------------------------------------------------------------------
+
+_BOMB_GAPS = {
+    "curl": "libcurl inflates the whole body; no decompressed-size cap "
+            "(needs RequestConfig.max_body_size honoured in _curl_engine's write callback)",
+    "aiohttp": "aiohttp inflates the whole body; no decompressed-size cap "
+               "(needs RequestConfig.max_body_size honoured in aiohttp.py's body read)",
+}
+
+
+_UNBOUNDED_DECODE = {
+    ("httpx", "gzip"): "httpx inflates each network read whole (a 64 KiB read of the bomb is "
+                       "~64 MiB): needs bounded decoding of aiter_raw() in httpx.py",
+    ("httpx", "br"): "httpx inflates a brotli read whole (317 bytes -> 200 MiB at once): "
+                     "needs bounded decoding of aiter_raw() in httpx.py",
+    ("httpx", "zstd"): "httpx inflates a zstd read whole: needs bounded decoding of "
+                       "aiter_raw() in httpx.py",
+    ("requests", "zstd"): "urllib3(-future)'s zstd decoder inflates a frame whole, past "
+                          "iter_content's chunk size: needs decode_content=False + a bounded "
+                          "decoder in requests.py",
+    ("niquests", "zstd"): "urllib3-future's zstd decoder inflates a frame whole: needs "
+                          "decode_content=False + a bounded decoder in niquests.py",
+}
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+def test_decompression_bomb_fails_that_input(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer, encoding: str
+) -> None:
+    if encoding != "zstd":  # curl and aiohttp do not decode zstd at all: that fails already
+        known_gap(request, backend_name, _BOMB_GAPS)
+    gap = _UNBOUNDED_DECODE.get((backend_name, encoding))
+    if gap is not None:
+        known_gap(request, backend_name, {backend_name: gap})
+    bomb(encoding)  # build it before measuring
+    tracemalloc.start()
+    try:
+        out = _one(backend_name, faults.url + f"/bomb/{encoding}")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(out, BackendError), repr(out)[:200]
+    # the default cap (100 MiB) stops it before the whole bomb (200 MiB) is ever held
+    assert peak < BOMB_SIZE * 3 // 4, f"peak memory {peak >> 20} MiB"
+
+
+def test_decompressed_size_cap_is_configurable(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+) -> None:
+    known_gap(request, backend_name, _BOMB_GAPS)
+    small = _one(backend_name, faults.url + "/chain5", max_body_size=100)
+    assert isinstance(small, NormalizedResponse) and small.content == b"layered"
+    out = _one(backend_name, faults.url + "/bomb/gzip", max_body_size=1 << 20)
+    assert isinstance(out, ResponseDecodeError), repr(out)[:200]
+    assert "1048576" in str(out)
+
+
+def test_five_chained_encodings_decoded(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+) -> None:
+    known_gap(request, backend_name, {
+        "aiohttp": "aiohttp decodes only one of several Content-Encodings and returns the "
+                   "rest still compressed as a 200",
+    })
+    out = _one(backend_name, faults.url + "/chain5")
+    assert isinstance(out, NormalizedResponse) and out.content == b"layered"
+
+
+def test_six_chained_encodings_rejected(
+    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+) -> None:
+    known_gap(request, backend_name, {
+        "aiohttp": "aiohttp accepts a six-encoding chain and returns a still-compressed body",
+    })
+    out = _one(backend_name, faults.url + "/chain6")
+    assert isinstance(out, ResponseDecodeError), repr(out)
