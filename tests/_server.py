@@ -273,6 +273,12 @@ class ServerThread:
     async def _cleanup(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        # Handlers still running (a slow or endless route whose client left) are cancelled
+        # here rather than destroyed pending when the loop closes.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

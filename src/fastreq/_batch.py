@@ -19,7 +19,7 @@ from fastreq._models import FailureDetails, ReturnType
 from fastreq._pipeline import run_pool
 from fastreq._plan import Plan
 from fastreq.backends.base import NormalizedResponse, RequestConfig
-from fastreq.exceptions import ParseFuncError
+from fastreq.exceptions import ParseFuncError, PartialFailureError
 from fastreq.utils.logging import get_logger
 from fastreq.utils.progress import Progress
 from fastreq.utils.proxies import bypasses_proxy
@@ -267,3 +267,32 @@ def _growing(items: Iterable[Any], results: list[Any]) -> Any:
     for index, item in enumerate(items):
         results.append(None)
         yield index, item
+
+
+def shape_results(
+    plan: Plan,
+    results: list[Any],
+    failures: list[FailureDetails],
+    *,
+    none_on_failure: bool,
+    verbose: bool,
+) -> Any:
+    """The batch's answer: one value, a list in input order or a dict by key; raises
+    :class:`PartialFailureError` (carrying it all) when something failed, unless
+    ``none_on_failure``."""
+    total = len(results)
+    if plan.single:
+        shaped: Any = results[0] if results else None
+    elif plan.keys is not None:
+        shaped = dict(zip(plan.keys, results, strict=True))
+    else:
+        shaped = results
+    if failures:
+        if not none_on_failure:
+            raise PartialFailureError(shaped, failures, total) from failures[0].error
+        if verbose:
+            _log.warning(
+                "%d of %d requests failed (their results are None); first: %s: %r",
+                len(failures), total, failures[0].url, failures[0].error,
+            )
+    return shaped

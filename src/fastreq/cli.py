@@ -23,6 +23,7 @@ from fastreq import __version__
 from fastreq._cli_bench import builtin_bench, repo_bench_script, run_repo_bench
 from fastreq._cli_demo import run_demo
 from fastreq._cli_fetch import parse_header
+from fastreq._cli_help import FETCH_HELP, SERVE_HELP
 from fastreq._cli_stream import count_inputs, file_input, stdin_input, stream_fetch
 from fastreq._demo_server import ROUTES, DemoServer
 from fastreq._inputs import FileInput
@@ -105,54 +106,7 @@ def demo(count: int, concurrency: int, backend: str, rate_limit: float | None,
 
 
 # -- fetch ------------------------------------------------------------------------------
-_FETCH_HELP = """Fetch the URLs in FILE (or stdin) and write one JSON line per URL as it completes.
-
-\b
-Input: one URL per line (blank lines and # comments skipped), or JSONL request objects
-({"url", "method", "params", "data", "json", "headers", "key"}; a line starting with { is
-one). The input is read lazily and results are written as they arrive, so memory stays flat
-for millions of URLs. A bad line fails that input only (its error names the line).
-
-\b
-Output, in completion order (sort by index for input order):
-  {"index", "url", "status", "elapsed", "attempts", "error", "body", "replayed"}
-index is the input's position (0-based, counting URLs only); body is the parsed JSON for
-JSON responses, else the text (with --download-dir: "path", the file the body went to);
-a 404 is a result (status 404, error null); error is set when the request failed
-(connection refused, timeout, retries exhausted on 429/5xx; status is then the last
-response's, if any); attempts counts every send; elapsed is seconds from the input's start
-(limiter waits and retries included); replayed is true for an outcome read from --journal.
-
-\b
-Resumable jobs: with --journal job.db each outcome is recorded in SQLite as it completes.
-Re-run the same command after a crash (even kill -9): inputs already done are not fetched
-again but their stored outcomes are written again, so the new output holds every input
-exactly once. --retry-failed also fetches the journal's failures again.
-
-\b
-On a terminal a progress bar (done, rate, errors, ETA) goes to stderr, then a summary:
-counts per status and per error kind, req/s, retries (attempts beyond the first). Exit
-status 1 when any input failed (the count is on stderr), 2 on bad usage or bad options
-(nothing is fetched then), 130 when interrupted.
-
-\b
-Examples:
-  fastreq fetch urls.txt -o results.jsonl
-  seq 1 100 | sed 's|^|https://api.example.com/items/|' | fastreq fetch -c 50 -
-  fastreq fetch urls.txt --rate-limit 10 --burst 1 --retries 5 --timeout 10
-  fastreq fetch urls.txt -c 500 --per-host-concurrency 8 --per-host-rate-limit 20
-  fastreq fetch big.txt -o out.jsonl --journal job.db      # re-run the same after a crash
-  fastreq fetch big.txt -o out.jsonl --journal job.db --retry-failed
-  fastreq fetch urls.txt --download-dir pages/ -o index.jsonl   # bodies to files
-  fastreq fetch urls.txt --proxies-file proxies.txt
-  fastreq fetch urls.txt -H 'Authorization: Bearer TOKEN' -H 'Accept: application/json'
-  fastreq fetch urls.txt --json '{"query": "x"}'          # POST a JSON body
-  fastreq fetch urls.txt -X PUT --data 'hello' --no-redirects --insecure
-  fastreq fetch urls.txt --no-body | jq -r 'select(.error) | .url'   # failed URLs
-"""
-
-
-@cli.command(context_settings=_CONTEXT, help=_FETCH_HELP,
+@cli.command(context_settings=_CONTEXT, help=FETCH_HELP,
              short_help="Fetch URLs from a file or stdin; write JSON lines as they complete.")
 @click.argument("source", metavar="[FILE|-]", default="-",
                 type=click.Path(dir_okay=False, allow_dash=True))
@@ -388,23 +342,7 @@ def backends(as_json: bool) -> None:
 
 
 # -- serve ------------------------------------------------------------------------------
-_SERVE_HELP = "\n".join([
-    "Run the demo's HTTP server in the foreground, to try `fastreq fetch` against it.",
-    "",
-    "It listens on HOST:PORT until Ctrl-C or SIGTERM; no internet needed.",
-    "",
-    "\b",
-    "Routes:",
-    *(f"  {route:<16}{what}" for route, what in ROUTES.items()),
-    "",
-    "\b",
-    "Example:",
-    "  fastreq serve --port 8000 &",
-    "  seq 1 1000 | sed 's|^|http://127.0.0.1:8000/item/|' | fastreq fetch -c 50 > out.jsonl",
-])
-
-
-@cli.command(context_settings=_CONTEXT, help=_SERVE_HELP,
+@cli.command(context_settings=_CONTEXT, help=SERVE_HELP,
              short_help="Run the demo's local HTTP server in the foreground.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,

@@ -31,24 +31,24 @@ from collections.abc import (
 )
 from typing import IO, Any
 
-from fastreq._batch import BatchSetup, extract_value, run_batch
+from fastreq._batch import BatchSetup, extract_value, run_batch, shape_results
 from fastreq._download import RestartingBackend, StreamCallback
 from fastreq._execute import Executor
 from fastreq._inputs import FileInput, is_async_input, normalize_input
 from fastreq._lanes import HostGates
 from fastreq._lines import stream_lines
-from fastreq._models import FailureDetails, Request, Result, ReturnType
+from fastreq._models import Request, Result, ReturnType
 from fastreq._plan import Plan, RequestDefaults
 from fastreq._stream import collect, make_plan, plan_options, prepare, stream_results
 from fastreq.backends import create_backend
 from fastreq.backends.base import Backend
 from fastreq.config import DEFAULT_TIMEOUT, GlobalConfig
-from fastreq.exceptions import ConfigurationError, PartialFailureError
+from fastreq.exceptions import ConfigurationError
 from fastreq.timeouts import Timeout, TimeoutLike
 from fastreq.utils.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from fastreq.utils.cookies import CookieJar
 from fastreq.utils.headers import UserAgentPool
-from fastreq.utils.logging import enable_debug, get_logger
+from fastreq.utils.logging import enable_debug
 from fastreq.utils.progress import Progress, ProgressCallback
 from fastreq.utils.proxies import proxy_pool_from_option
 from fastreq.utils.rate_limiter import AsyncRateLimiter, HostLimit, RateLimitConfig
@@ -57,7 +57,6 @@ from fastreq.utils.validators import validate_concurrency, validate_cookies, val
 
 __all__ = ["FastRequests", "ParallelRequests", "extract_value"]
 
-_log = get_logger("client")
 _UNSET: Any = object()
 #: What ``urls`` may be: one URL or Request, an iterable or async iterable of them, or a
 #: file of them (a path, an open text file, :func:`~fastreq.from_file`).
@@ -304,7 +303,10 @@ class FastRequests:
                 setup = self._batch_setup(plan.count, restarting=not options.plain)
                 options.fill(setup, plan.key_for)
                 results, failures = await run_batch(plan, setup, options.rtype, parse_func)
-        return self._shape(plan, results, failures)
+        return shape_results(
+            plan, results, failures, none_on_failure=self.return_none_on_failure,
+            verbose=self.verbose,
+        )
 
     def stream(
         self,
@@ -385,25 +387,6 @@ class FastRequests:
             self._active -= 1
             if not self._entered and self._active == 0:
                 await self.backend.close()
-
-    def _shape(self, plan: Plan, results: list[Any], failures: list[FailureDetails]) -> Any:
-        total = len(results)
-        if plan.single:
-            shaped: Any = results[0] if results else None
-        elif plan.keys is not None:
-            shaped = dict(zip(plan.keys, results, strict=True))
-        else:
-            shaped = results
-        if failures:
-            if self.return_none_on_failure:
-                if self.verbose:
-                    _log.warning(
-                        "%d of %d requests failed (their results are None); first: %s: %r",
-                        len(failures), total, failures[0].url, failures[0].error,
-                    )
-            else:
-                raise PartialFailureError(shaped, failures, total) from failures[0].error
-        return shaped
 
 
 def _replace_cookies(defaults: RequestDefaults, cookies: dict[str, str] | None) -> RequestDefaults:

@@ -6,9 +6,11 @@ here once instead of being left to each library's own conventions.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json as _json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -115,17 +117,41 @@ def outgoing_headers(config: RequestConfig, content_type: str | None) -> dict[st
     appended to a caller-set Cookie header.
     """
     headers = dict(config.headers) if config.headers else {}
+    return with_implied_headers(headers, config.cookies, content_type)
+
+
+def with_implied_headers(
+    headers: dict[str, str], cookies: dict[str, str] | None, content_type: str | None
+) -> dict[str, str]:
+    """``headers`` plus Content-Type (unless set) and Cookie (appended to a set one); the
+    same dict when there is nothing to add, else a new one."""
+    if content_type is None and not cookies:
+        return headers
+    headers = dict(headers)
     lower = {k.lower(): k for k in headers}
     if content_type is not None and "content-type" not in lower:
         headers["Content-Type"] = content_type
-    if config.cookies:
-        jar = "; ".join(f"{k}={v}" for k, v in config.cookies.items())
+    if cookies:
+        jar = "; ".join(f"{k}={v}" for k, v in cookies.items())
         if "cookie" in lower:
             name = lower["cookie"]
             headers[name] = f"{headers[name]}; {jar}" if headers[name] else jar
         else:
             headers["Cookie"] = jar
     return headers
+
+
+async def close_on(
+    loop: asyncio.AbstractEventLoop | None, close: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run ``close()`` on ``loop``, the event loop the resources belong to."""
+    if loop is None or loop is asyncio.get_running_loop():
+        await close()
+    elif loop.is_running():  # in use from another thread's loop: close it over there
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(close(), loop))
+    else:  # its loop is gone (asyncio.run() ended without close()): best effort
+        with suppress(Exception):
+            await close()
 
 
 def describe(exc: BaseException) -> str:

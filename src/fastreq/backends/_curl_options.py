@@ -9,13 +9,13 @@ from urllib.parse import unquote, urlsplit
 
 import pycurl
 
-from fastreq.backends._common import encode_body
+from fastreq.backends._common import encode_body, with_implied_headers
 from fastreq.backends._curl_handle import Easy
 from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import ValidationError
 from fastreq.timeouts import Timeout
 
-__all__ = ["HAS_HTTP2", "HAS_HTTP3", "apply_all", "outgoing", "set_headers", "set_user_agent",
+__all__ = ["HAS_HTTP2", "HAS_HTTP3", "apply_all", "set_headers", "set_user_agent",
            "split_user_agent"]
 
 HAS_HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
@@ -69,27 +69,6 @@ def split_user_agent(headers: dict[str, str] | None) -> tuple[str, dict[str, str
     return "", rest
 
 
-def outgoing(
-    headers: dict[str, str], cookies: dict[str, str] | None, content_type: str | None
-) -> dict[str, str]:
-    """``_common.outgoing_headers`` for headers already split by :func:`split_user_agent`:
-    plus Content-Type (unless set) and Cookie (appended to a caller-set one)."""
-    if content_type is None and not cookies:
-        return headers
-    headers = dict(headers)
-    lower = {k.lower(): k for k in headers}
-    if content_type is not None and "content-type" not in lower:
-        headers["Content-Type"] = content_type
-    if cookies:
-        jar = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        if "cookie" in lower:
-            name = lower["cookie"]
-            headers[name] = f"{headers[name]}; {jar}" if headers[name] else jar
-        else:
-            headers["Cookie"] = jar
-    return headers
-
-
 def set_user_agent(setopt: Any, ua: str) -> None:
     """``CURLOPT_USERAGENT`` ("" sends no User-Agent header)."""
     if "\r" in ua or "\n" in ua:
@@ -132,7 +111,7 @@ def apply_all(
     ua, h.headers = split_user_agent(config.headers)
     h.ua = ua
     h.cookies = dict(config.cookies) if config.cookies is not None else None
-    headers = outgoing(h.headers, config.cookies, content_type)
+    headers = with_implied_headers(h.headers, config.cookies, content_type)
     set_user_agent(setopt, ua)  # "": none of pycurl's own, fastreq's layer sets one
     setopt(pycurl.URL, url)
     setopt(pycurl.NOSIGNAL, 1)

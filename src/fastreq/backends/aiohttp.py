@@ -10,8 +10,6 @@ import asyncio
 import io
 import ssl
 import sys
-from collections.abc import Callable, Coroutine
-from contextlib import suppress
 from functools import lru_cache
 from time import perf_counter
 from typing import Any
@@ -21,6 +19,7 @@ from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 
 from fastreq.backends._common import (
     build_url,
+    close_on,
     deliver_chunk,
     describe,
     encode_body,
@@ -88,19 +87,6 @@ def _http_version(version: Any) -> str | None:
     return "HTTP/2" if major == 2 else f"HTTP/{major}.{minor}"
 
 
-async def _close_on(
-    loop: asyncio.AbstractEventLoop | None, close: Callable[[], Coroutine[Any, Any, None]]
-) -> None:
-    """Run ``close()`` on ``loop``, the event loop the resources belong to."""
-    if loop is None or loop is asyncio.get_running_loop():
-        await close()
-    elif loop.is_running():  # in use from another thread's loop: close it over there
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(close(), loop))
-    else:  # its loop is gone (asyncio.run() ended without close()): best effort
-        with suppress(Exception):
-            await close()
-
-
 class AiohttpBackend(Backend):
     """Requests through aiohttp (HTTP/1.1, async native, fast on loopback and LANs).
 
@@ -141,7 +127,7 @@ class AiohttpBackend(Backend):
         session, loop = self._session, self._loop
         self._session = self._loop = None
         if session is not None:
-            await _close_on(loop, session.close)
+            await close_on(loop, session.close)
 
     async def _get_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

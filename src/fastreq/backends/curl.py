@@ -45,7 +45,7 @@ import asyncio
 
 import pycurl
 
-from fastreq.backends._common import build_url
+from fastreq.backends._common import build_url, with_implied_headers
 from fastreq.backends._curl_engine import CLOSED_CODE, Engine
 from fastreq.backends._curl_errors import callback_error, closed_error, curl_error
 from fastreq.backends._curl_handle import Easy
@@ -53,7 +53,6 @@ from fastreq.backends._curl_options import (
     HAS_HTTP2,
     HAS_HTTP3,
     apply_all,
-    outgoing,
     set_headers,
     set_user_agent,
     split_user_agent,
@@ -247,7 +246,7 @@ class CurlBackend(Backend):
             if key == h.key:
                 ua, rest = split_user_agent(config.headers)
                 if rest != h.headers or config.cookies != h.cookies:
-                    set_headers(h.setopt, outgoing(rest, config.cookies, None))
+                    set_headers(h.setopt, with_implied_headers(rest, config.cookies, None))
                     h.headers = rest
                     h.cookies = dict(config.cookies) if config.cookies is not None else None
                 if ua != h.ua:  # a rotating User-Agent: the header list stays as it is

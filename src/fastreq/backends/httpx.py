@@ -12,8 +12,6 @@ import http.cookiejar
 import ssl
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine
-from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +21,7 @@ from fastreq.backends._common import (
     IDEMPOTENT_METHODS,
     body_too_large,
     build_url,
+    close_on,
     deliver_chunk,
     describe,
     encode_body,
@@ -104,19 +103,6 @@ def _has_ssl_cause(exc: BaseException) -> bool:
     return False
 
 
-async def _close_on(
-    loop: asyncio.AbstractEventLoop | None, close: Callable[[], Coroutine[Any, Any, None]]
-) -> None:
-    """Run ``close()`` on ``loop``, the event loop the resources belong to."""
-    if loop is None or loop is asyncio.get_running_loop():
-        await close()
-    elif loop.is_running():  # in use from another thread's loop: close it over there
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(close(), loop))
-    else:  # its loop is gone (asyncio.run() ended without close()): best effort
-        with suppress(Exception):
-            await close()
-
-
 class HttpxBackend(Backend):
     """Requests through httpx, with HTTP/2 negotiated by ALPN on https:// URLs.
 
@@ -159,7 +145,7 @@ class HttpxBackend(Backend):
         self._clients.clear()
         self._loop = None
         for client in clients:
-            await _close_on(loop, client.aclose)
+            await close_on(loop, client.aclose)
 
     # -- clients ---------------------------------------------------------------------------
     def _ssl_context(self, verify: bool, use: str) -> ssl.SSLContext:

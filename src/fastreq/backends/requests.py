@@ -14,7 +14,6 @@ import inspect
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import requests
@@ -30,6 +29,7 @@ from fastreq.backends._requests_errors import (
     is_timeout,
     map_error,
 )
+from fastreq.backends._requests_plan import RequestPlan, close_response_of, expire_if_queued
 from fastreq.backends._requests_session import FastreqAdapter, FastreqSession
 from fastreq.backends._urllib3_errors import stale_connection_retry
 from fastreq.backends.base import (
@@ -43,7 +43,6 @@ from fastreq.exceptions import (
     ConfigurationError,
     FastRequestsError,
 )
-from fastreq.timeouts import Timeout
 
 __all__ = ["RequestsBackend"]
 
@@ -51,38 +50,6 @@ _CHUNK = 64 * 1024
 _DEFAULT_WORKERS = 256
 _VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
-
-
-@dataclass(slots=True)
-class _Plan:
-    """One request, encoded, with its time budget."""
-
-    url: str
-    body: bytes | None
-    headers: dict[str, str]
-    proxies: dict[str, str] | None
-    timeouts: Timeout | None
-    created: float
-    deadline: float | None
-    abandoned: bool = False  # set when the awaiting coroutine gave up (timeout, cancel)
-    pool_expired: bool = False  # no worker thread picked the request up within Timeout.pool
-
-    def past_deadline(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline - 0.001
-
-    def library_timeout(self) -> tuple[float | None, float | None]:
-        """``(connect, read)`` for requests, each clamped to what is left of ``total``."""
-        t = self.timeouts
-        if t is None:
-            return None, None
-        connect, read = t.connect, t.read
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TotalTimeout()
-            connect = left if connect is None else min(connect, left)
-            read = left if read is None else min(read, left)
-        return connect, read
 
 
 class RequestsBackend(Backend):
@@ -196,14 +163,14 @@ class RequestsBackend(Backend):
         return executor
 
     # -- sending ---------------------------------------------------------------------------
-    def _plan(self, config: RequestConfig) -> _Plan:
+    def _plan(self, config: RequestConfig) -> RequestPlan:
         url = build_url(config.url, config.params)
         body, content_type = encode_body(config)
         headers = outgoing_headers(config, content_type)
         timeouts = config.timeouts
         now = time.monotonic()
         total = None if timeouts is None else timeouts.total
-        return _Plan(
+        return RequestPlan(
             url,
             body,
             headers,
@@ -229,7 +196,7 @@ class RequestsBackend(Backend):
             )
         return {"http": proxy, "https": proxy}
 
-    def _open(self, config: RequestConfig, plan: _Plan) -> requests.Response:
+    def _open(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
         """Send the request and return the response with its body still unread."""
         session = self._session_for(config.max_redirects)
         return session.request(
@@ -248,7 +215,7 @@ class RequestsBackend(Backend):
         self,
         resp: requests.Response,
         config: RequestConfig,
-        plan: _Plan,
+        plan: RequestPlan,
         on_chunk: Callable[[bytes], object] | None,
     ) -> bytes:
         parts: list[bytes] = []
@@ -273,7 +240,7 @@ class RequestsBackend(Backend):
                 raise TotalTimeout()
         return b"".join(parts)
 
-    def _fetch(self, config: RequestConfig, plan: _Plan) -> NormalizedResponse:
+    def _fetch(self, config: RequestConfig, plan: RequestPlan) -> NormalizedResponse:
         """The whole exchange, synchronously: send, read the body, close."""
         started = time.monotonic()
         resp = self._open(config, plan)
@@ -286,7 +253,7 @@ class RequestsBackend(Backend):
 
     def request_sync(self, config: RequestConfig) -> NormalizedResponse:
         """Send one request from sync code: requests is called directly, no event loop."""
-        plan: _Plan | None = None
+        plan: RequestPlan | None = None
         try:
             plan = self._plan(config)
             return self._fetch(config, plan)
@@ -294,7 +261,7 @@ class RequestsBackend(Backend):
             self._fail(exc, config, plan)
 
     async def request(self, config: RequestConfig) -> NormalizedResponse:
-        plan: _Plan | None = None
+        plan: RequestPlan | None = None
         try:
             plan = self._plan(config)
             if config.stream and config.on_chunk is not None:
@@ -310,7 +277,7 @@ class RequestsBackend(Backend):
         except Exception as exc:  # asyncio.CancelledError is a BaseException: it passes
             self._fail(exc, config, plan)
 
-    def _fail(self, exc: Exception, config: RequestConfig, plan: _Plan | None) -> NoReturn:
+    def _fail(self, exc: Exception, config: RequestConfig, plan: RequestPlan | None) -> NoReturn:
         if isinstance(exc, FastRequestsError):
             raise exc
         cause: BaseException = exc
@@ -323,7 +290,7 @@ class RequestsBackend(Backend):
 
     async def _in_thread(
         self,
-        plan: _Plan,
+        plan: RequestPlan,
         on_abandon: Callable[[concurrent.futures.Future[Any]], None] | None,
         fn: Callable[..., Any],
         *args: Any,
@@ -336,7 +303,7 @@ class RequestsBackend(Backend):
         pool = None if plan.timeouts is None or not first else plan.timeouts.pool
         timer = None
         if pool is not None:
-            timer = asyncio.get_running_loop().call_later(pool, _expire_if_queued, future, plan)
+            timer = asyncio.get_running_loop().call_later(pool, expire_if_queued, future, plan)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -353,7 +320,7 @@ class RequestsBackend(Backend):
 
     @staticmethod
     def _abandon(
-        plan: _Plan,
+        plan: RequestPlan,
         future: concurrent.futures.Future[Any],
         on_abandon: Callable[[concurrent.futures.Future[Any]], None] | None,
     ) -> None:
@@ -362,12 +329,12 @@ class RequestsBackend(Backend):
             future.add_done_callback(on_abandon)
 
     async def _stream_async(
-        self, config: RequestConfig, plan: _Plan, on_chunk: Callable[[bytes], object]
+        self, config: RequestConfig, plan: RequestPlan, on_chunk: Callable[[bytes], object]
     ) -> NormalizedResponse:
         # Each chunk is read in a worker thread and handed to on_chunk here, on the loop.
         started = time.monotonic()
         resp: requests.Response = await self._in_thread(
-            plan, _close_response_of, self._open, config, plan, first=True
+            plan, close_response_of, self._open, config, plan, first=True
         )
         chunks = resp.iter_content(_CHUNK)
         executor = self._get_executor()
@@ -403,17 +370,6 @@ class RequestsBackend(Backend):
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for a requests / urllib3 / OS error."""
         return map_error(exc, config, self.name)
-
-
-def _expire_if_queued(future: concurrent.futures.Future[Any], plan: _Plan) -> None:
-    # Still waiting for a worker thread after Timeout.pool: give up on it.
-    if future.cancel():
-        plan.pool_expired = True
-
-
-def _close_response_of(future: concurrent.futures.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().close()
 
 
 def _normalize(resp: requests.Response, content: bytes, started: float) -> NormalizedResponse:
