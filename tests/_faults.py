@@ -41,7 +41,11 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from fastreq.backends import create_backend
+from fastreq.backends.base import NormalizedResponse, RequestConfig
 
 BOMB_SIZE = 200 * 1024 * 1024
 _TWO_OK = b"Content-Length: 2\r\n\r\nok"
@@ -305,3 +309,29 @@ class FaultServer:
             reply("404 Not Found", "", b"")
         await writer.drain()
         return True
+
+
+def run_configs(
+    backend_name: str, *configs: RequestConfig
+) -> list[NormalizedResponse | BaseException]:
+    """Send ``configs`` one after another on one backend; errors are returned, not raised."""
+
+    async def main() -> list[NormalizedResponse | BaseException]:
+        out: list[NormalizedResponse | BaseException] = []
+        async with create_backend(backend_name) as backend:
+            for config in configs:
+                try:
+                    out.append(await backend.request(config))
+                except Exception as exc:
+                    out.append(exc)
+        return out
+
+    return asyncio.run(main())
+
+
+def run_one(
+    backend_name: str, url: str, limit: float = 10.0, **options: Any
+) -> NormalizedResponse | BaseException:
+    """One request through a fresh backend (``limit``: its timeout unless given)."""
+    options.setdefault("timeout", limit)
+    return run_configs(backend_name, RequestConfig(url, **options))[0]

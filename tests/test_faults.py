@@ -7,7 +7,6 @@ Each test runs once per installed backend against the raw-socket fault server of
 
 from __future__ import annotations
 
-import asyncio
 import time
 import tracemalloc
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 
 from fastreq import PartialFailureError, fastreq
-from fastreq.backends import create_backend
 from fastreq.backends.base import NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -27,7 +25,7 @@ from fastreq.exceptions import (
     TransportError,
 )
 
-from ._faults import BOMB_SIZE, FaultServer, bomb
+from ._faults import BOMB_SIZE, FaultServer, bomb, run_configs, run_one
 from ._known import known_gap
 
 LIMIT = 10.0
@@ -47,24 +45,11 @@ MALFORMED = [
 
 
 def _run(backend_name: str, *configs: RequestConfig) -> list[NormalizedResponse | BaseException]:
-    """Send ``configs`` one after another on one backend; errors are returned, not raised."""
-
-    async def main() -> list[NormalizedResponse | BaseException]:
-        out: list[NormalizedResponse | BaseException] = []
-        async with create_backend(backend_name) as backend:
-            for config in configs:
-                try:
-                    out.append(await backend.request(config))
-                except Exception as exc:
-                    out.append(exc)
-        return out
-
-    return asyncio.run(main())
+    return run_configs(backend_name, *configs)
 
 
 def _one(backend_name: str, url: str, **options: Any) -> NormalizedResponse | BaseException:
-    options.setdefault("timeout", LIMIT)
-    return _run(backend_name, RequestConfig(url, **options))[0]
+    return run_one(backend_name, url, LIMIT, **options)
 
 
 # -- truncated, malformed, conflicting -----------------------------------------------------

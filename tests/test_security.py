@@ -24,7 +24,7 @@ from fastreq.exceptions import (
 )
 from fastreq.utils.proxies import bypasses_proxy
 
-from ._faults import FaultRecord, FaultServer
+from ._faults import FaultRecord, FaultServer, run_configs, run_one
 from ._known import known_gap
 from ._proxy import ProxyServer
 from ._server import TestServer
@@ -38,22 +38,11 @@ SECRETS = {
 
 
 def _run(backend_name: str, *configs: RequestConfig) -> list[NormalizedResponse | BaseException]:
-    async def main() -> list[NormalizedResponse | BaseException]:
-        out: list[NormalizedResponse | BaseException] = []
-        async with create_backend(backend_name) as backend:
-            for config in configs:
-                try:
-                    out.append(await backend.request(config))
-                except Exception as exc:
-                    out.append(exc)
-        return out
-
-    return asyncio.run(main())
+    return run_configs(backend_name, *configs)
 
 
 def _one(backend_name: str, url: str, **options: Any) -> NormalizedResponse | BaseException:
-    options.setdefault("timeout", LIMIT)
-    return _run(backend_name, RequestConfig(url, **options))[0]
+    return run_one(backend_name, url, LIMIT, **options)
 
 
 def _echoed(faults: FaultServer) -> FaultRecord:
