@@ -38,7 +38,6 @@ import gzip
 import json
 import socket
 import struct
-import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +45,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastreq.backends import create_backend
 from fastreq.backends.base import NormalizedResponse, RequestConfig
+
+from ._streamserver import StreamServer
 
 BOMB_SIZE = 200 * 1024 * 1024
 _TWO_OK = b"Content-Length: 2\r\n\r\nok"
@@ -116,22 +117,17 @@ class _Hangup(Exception):
     """Close this connection now (after the reply already written)."""
 
 
-class FaultServer:
+class FaultServer(StreamServer):
     """The server; ``url`` is ``http://127.0.0.1:<port>``; ``stop()`` shuts it down."""
+
+    thread_name = "test-faults"
 
     def __init__(self) -> None:
         self.records: list[FaultRecord] = []
         self.port = 0
         self.connections = 0
         self.open_connections = 0
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="test-faults", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("fault server did not start")
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -143,35 +139,7 @@ class FaultServer:
     def paths(self) -> list[str]:
         return [r.path for r in self.records]
 
-    # -- machinery -----------------------------------------------------------------------
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._shutdown())
-        self._loop.close()
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._on_client, "127.0.0.1", 0, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.open_connections += 1
         conn = self.connections
@@ -188,7 +156,6 @@ class FaultServer:
             self.open_connections -= 1
             with contextlib.suppress(Exception):
                 writer.close()
-            self._tasks.discard(task)
 
     async def _serve_one(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: int, nth: int

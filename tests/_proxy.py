@@ -24,9 +24,10 @@ import base64
 import contextlib
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
+
+from ._streamserver import StreamServer
 
 _HOP_BY_HOP = frozenset(
     {
@@ -108,21 +109,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
 
 
-class ProxyServer:
+class ProxyServer(StreamServer):
     """The proxy; ``url`` is ``http://127.0.0.1:<port>``. ``stop()`` shuts it down."""
+
+    thread_name = "test-proxy"
 
     def __init__(self) -> None:
         self.records: list[ProxyRecord] = []
         self.credentials: tuple[str, str] | None = None
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="test-proxy", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("test proxy did not start")
+        super().__init__()
 
     # -- test API ------------------------------------------------------------------------
     @property
@@ -144,38 +139,7 @@ class ProxyServer:
     def targets(self) -> list[str]:
         return [record.target for record in self.records]
 
-    # -- machinery -----------------------------------------------------------------------
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._shutdown())
-        self._loop.close()
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._on_client, "127.0.0.1", 0, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
         try:
             upstream = await self._serve(reader, writer)
@@ -184,7 +148,6 @@ class ProxyServer:
         finally:
             await _close(upstream)
             await _close(writer)
-            self._tasks.discard(task)  # type: ignore[arg-type]
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -10,21 +10,17 @@ import asyncio
 import contextlib
 import ipaddress
 import struct
-import threading
+
+from ._streamserver import StreamServer
 
 
-class Socks5Server:
+class Socks5Server(StreamServer):
+    thread_name = "test-socks"
+
     def __init__(self, credentials: tuple[str, str] | None = None) -> None:
         self.credentials = credentials
         self.records: list[tuple[str, str]] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.AbstractServer | None = None
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="test-socks", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("test SOCKS proxy did not start")
+        super().__init__()
 
     def url(self, scheme: str = "socks5") -> str:
         if self.credentials is None:
@@ -32,24 +28,7 @@ class Socks5Server:
         user, password = self.credentials
         return f"{scheme}://{user}:{password}@127.0.0.1:{self.port}"
 
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._started.set()
-        self._loop.run_forever()
-        if self._server is not None:
-            self._server.close()
-        self._loop.close()
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._on_client, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
         try:
             upstream = await self._serve(reader, writer)
