@@ -272,10 +272,14 @@ def _fastreq_backend(spec: Spec, backend: str) -> Any:
     return backend
 
 
-def fastreq_pipeline(spec: Spec, backend: str) -> Outcome:
+def fastreq_pipeline(spec: Spec, backend: str, journal: bool = False) -> Outcome:
     """The whole pipeline: ``fastreq_async(urls, backend=..., concurrency=...)``, defaults on
     (retries armed, ordering, result parsing); JSON parsed by fastreq, bytes measured by a
-    ``parse_func`` so no body outlives its slot."""
+    ``parse_func`` so no body outlives its slot. ``journal``: every outcome also recorded in
+    a new SQLite journal (``journal=`` in a fresh temporary directory, so nothing replays)."""
+    if journal:
+        with tempfile.TemporaryDirectory(prefix="fastreq-bench-") as tmp:
+            return fastreq_pipeline({**spec, "journal_path": f"{tmp}/job.db"}, backend)
 
     async def main() -> Outcome:
         import fastreq
@@ -288,6 +292,8 @@ def fastreq_pipeline(spec: Spec, backend: str) -> Outcome:
         }
         if spec["kind"] == "bytes":
             options.update(return_type="content", parse_func=len)
+        if spec.get("journal_path"):
+            options["journal"] = spec["journal_path"]
         urls = [spec["url"]] * spec["n"]
         errors = 0
         first = ""
@@ -391,6 +397,8 @@ CLIENTS: dict[str, Client] = {
         f"fastreq-{b}": Client(f"fastreq ({b})", partial(fastreq_pipeline, backend=b))
         for b in BACKENDS
     },
+    "fastreq-curl-journal": Client("fastreq (curl) with journal",
+                                   partial(fastreq_pipeline, backend="curl", journal=True)),
     **{
         f"fastreq-{b}-stream": Client(
             f"fastreq {b} backend, stream → files", partial(fastreq_stream, backend=b))

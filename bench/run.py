@@ -15,7 +15,8 @@ on exit, error or Ctrl-C), pins nginx to one core and each client run to another
 and peak RSS are that client's own. Workloads:
 
 1. ``small``: GET a ~100-byte JSON file over HTTP/1.1 keep-alive, concurrency 64, every body
-   read and parsed;
+   read and parsed (plus ``fastreq-curl-journal``: the same with ``journal=``, a new SQLite
+   journal per run, to show the journal's cost);
 2. ``large``: 1 MiB downloads at concurrency 16 (MB/s), plus fastreq backends streaming each
    body to a file, to show memory stays flat;
 3. ``h2``: HTTPS + HTTP/2 against nginx with a self-signed CA: fastreq's curl backend with
@@ -91,6 +92,7 @@ SMALL_CLIENTS = [
     ("wrk", "wrk (C, the loopback limit)"),
     ("raw-pycurl", None),
     ("fastreq-curl", None),
+    ("fastreq-curl-journal", None),  # small workload only: the journal's cost per request
     ("backend-curl", None),
     ("fastreq-aiohttp", None),
     ("backend-aiohttp", None),
@@ -151,7 +153,7 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
                  "conc": 16, "expect_len": LARGE_SIZE, "expect_body": body,
                  "warmup_url": small_url},
             )
-            for c, given in SMALL_CLIENTS + LARGE_EXTRA
+            for c, given in SMALL_CLIENTS + LARGE_EXTRA if not c.endswith("-journal")
         ],
         mbps=True,
         growth=True,
@@ -239,6 +241,8 @@ def ratios(rows: dict[str, Row]) -> list[Ratio]:
 
 def info_ratios(rows: dict[str, Row]) -> list[tuple[str, float]]:
     return [
+        ("small: fastreq(curl) with journal / fastreq(curl) (the journal's cost)",
+         ratio_of(rows, "small/fastreq-curl-journal", "small/fastreq-curl")),
         ("small: fastreq(curl) / curl backend alone (the pipeline's share)",
          ratio_of(rows, "small/fastreq-curl", "small/backend-curl")),
         ("small: curl backend alone / raw pycurl select loop (the engine's share)",

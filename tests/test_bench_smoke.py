@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -124,6 +125,43 @@ def test_workloads_and_only(run: ModuleType) -> None:
     assert all(e.n == 1000 for e in workloads[1].entries)
 
 
+def test_journal_row_in_the_small_workload_only(run: ModuleType) -> None:
+    workloads = {w.key: w for w in run.build_workloads(run.parse_args(["--quick"]), None)}
+    small = [e.client for e in workloads["small"].entries]
+    assert small[small.index("fastreq-curl") + 1] == "fastreq-curl-journal"  # side by side
+    assert "fastreq-curl-journal" not in [e.client for e in workloads["large"].entries]
+    rows = {"small/fastreq-curl-journal": _row(run, 900.0), "small/fastreq-curl": _row(run, 1000.0)}
+    info = dict(run.info_ratios(rows))
+    assert info["small: fastreq(curl) with journal / fastreq(curl) (the journal's cost)"] == 0.9
+
+
+def _row(run: ModuleType, rps: float) -> Any:
+    report = _load("_report")
+    r = report.Run(requests=int(rps), wall=1.0, cpu=0.5, rss_peak_kb=1, errors=0, nbytes=1,
+                   first_error="", loop="asyncio", rss_growth_kb=0)
+    return report.summarize("x", "x", [r])
+
+
+@pytest.mark.timeout(60)
+def test_fastreq_bench_runs_the_checkouts_bench_script() -> None:
+    """``fastreq bench`` from this checkout finds and runs bench/run.py (``--list``: no nginx)."""
+    import fastreq
+    from fastreq._cli_bench import repo_bench_script
+
+    if Path(fastreq.__file__).resolve().parent != BENCH.parent / "src" / "fastreq":
+        pytest.skip("fastreq is not imported from this checkout")
+    assert repo_bench_script() == BENCH / "run.py"
+    proc = subprocess.run([sys.executable, "-m", "fastreq", "bench", "--", "--list"],
+                          capture_output=True, text=True, timeout=50, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"fastreq bench: running {BENCH / 'run.py'} --quick --list"
+    assert lines[1:2] == ["small"]
+    ids = {line.split()[0] for line in lines if line.startswith("  ")}
+    assert {"small/fastreq-curl", "small/fastreq-curl-journal", "large/fastreq-curl",
+            "h2/fastreq-curl-h2"} <= ids
+
+
 def test_readme_table_replaced_between_markers(run: ModuleType, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{run.MARK_START}\nold\n{run.MARK_END}\noutro\n")
@@ -203,3 +241,15 @@ def test_one_client_measured(report: ModuleType, json_server: str) -> None:
     line = report.render_table([row]).splitlines()[-1]
     assert line.startswith("| raw aiohttp | asyncio | 200 | ")
     assert line.endswith("| 0 |  |")
+
+
+@pytest.mark.timeout(60)
+def test_journal_client_measured(report: ModuleType, json_server: str) -> None:
+    """The ``fastreq (curl) with journal`` row, for real: every response checked, no error."""
+    pytest.importorskip("pycurl")
+    clients = _load("_clients")
+    spec = {"client": "fastreq-curl-journal", "kind": "json", "url": json_server, "n": 300,
+            "conc": 8, "expect_body": BODY.decode(), "warmup": 16}
+    data = clients.measure(spec)
+    assert (data["errors"], data["first_error"]) == (0, "")
+    assert data["requests"] == 300 and data["nbytes"] == 300 * len(BODY)

@@ -11,11 +11,13 @@ import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import fastreq
 from fastreq import ConfigurationError, JournaledError, PartialFailureError, fastreq_iter
+from fastreq.testing import MockBackend, make_response
 
 from ._server import TestServer
 
@@ -142,3 +144,91 @@ def test_journal_of_another_input_is_refused(server: TestServer, tmp_path: Path)
     (tmp_path / "junk.db").write_text("not a database" * 100)
     with pytest.raises(ConfigurationError, match="not usable"):
         fastreq.fastreq(changed, backend="aiohttp", journal=tmp_path / "junk.db")
+
+
+def _echo_backend() -> MockBackend:
+    return MockBackend(lambda cfg: make_response(json={"url": cfg.url}))
+
+
+@pytest.mark.parametrize("parse", [
+    lambda v: {1: v["url"]},  # int keys: not JSON
+    lambda v: {v["url"], "x"},  # a set
+    lambda v: v["url"].encode(),  # bytes
+    lambda v: ("t", 2**70, float("inf")),  # a tuple, a big int, inf
+    lambda v: "\ud800 lone surrogate",  # not UTF-8 encodable
+])
+def test_any_picklable_value_survives_the_journal(tmp_path: Path, parse: Any) -> None:
+    urls = [f"http://h/{i}" for i in range(5)]
+    journal = tmp_path / "j.db"
+    first = fastreq.fastreq(urls, backend=_echo_backend(), journal=journal, parse_func=parse)
+    again = fastreq.fastreq(urls, backend=MockBackend(_never), journal=journal,
+                            parse_func=parse)
+    assert again == first
+    if isinstance(first[0], tuple):
+        assert isinstance(again[0], tuple)
+
+
+def _never(config: Any) -> Any:
+    raise AssertionError(f"{config.url} fetched again")
+
+
+def test_batches_are_expanded_into_one_row_per_input(tmp_path: Path) -> None:
+    urls = [f"http://h/{i}" for i in range(450)]
+    journal = tmp_path / "j.db"
+    fastreq.fastreq(urls, backend=_echo_backend(), journal=journal)
+    db = sqlite3.connect(journal)
+    try:  # written as a few batches; the view shows one row per input already
+        assert 0 < db.execute("SELECT count(*) FROM pending").fetchone()[0] <= 3
+        assert db.execute("SELECT count(*) FROM done").fetchone()[0] == 0
+        assert [r[0] for r in db.execute("SELECT idx FROM outcomes ORDER BY idx")] == list(
+            range(450))
+    finally:
+        db.close()
+    values = fastreq.fastreq(urls, backend=MockBackend(_never), journal=journal)
+    assert values == [{"url": u} for u in urls]
+    db = sqlite3.connect(journal)
+    try:  # the next run expanded them into done, indexed by input
+        assert db.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
+        assert db.execute("SELECT count(*), min(idx), max(idx) FROM done").fetchone() == (
+            450, 0, 449)
+    finally:
+        db.close()
+
+
+def test_journal_of_the_one_table_format_is_read(tmp_path: Path) -> None:
+    journal = tmp_path / "old.db"
+    urls = [f"http://h/{i}" for i in range(3)]
+    db = sqlite3.connect(journal)
+    db.executescript("""
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE outcomes (
+            idx INTEGER PRIMARY KEY, key TEXT, url TEXT NOT NULL, status INTEGER,
+            ok INTEGER NOT NULL, error TEXT, attempts INTEGER NOT NULL, elapsed REAL NOT NULL,
+            kind TEXT, value BLOB, run INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('return_type', 'json'), ('runs', '1');
+    """)
+    db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+        (0, None, urls[0], 200, 1, None, 1, 0.1, "j", b'{"n":0}', 1),
+        (1, None, urls[1], 200, 1, None, 1, 0.1, "s", b"text", 1),
+        (2, None, urls[2], 200, 1, None, 1, 0.1, "b", b"\x00", 1),
+    ])
+    db.commit()
+    db.close()
+    assert fastreq.fastreq(urls, backend=MockBackend(_never), journal=journal) == [
+        {"n": 0}, "text", b"\x00"]
+
+
+def test_a_failed_write_is_raised_not_lost_silently(tmp_path: Path) -> None:
+    from fastreq._journal import Journal
+    from fastreq._models import Result
+
+    path = tmp_path / "j.db"
+    journal = Journal(path, return_type="json")
+    other = sqlite3.connect(path)
+    other.execute("DROP VIEW outcomes")
+    other.execute("DROP TABLE pending")  # the writer's insert now fails
+    other.commit()
+    other.close()
+    journal.record(Result(0, None, "http://h/0", 200, {"a": 1}, None, 1, 0.1))
+    with pytest.raises(fastreq.FastRequestsError, match="writing failed"):
+        journal.close()

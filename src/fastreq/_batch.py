@@ -202,26 +202,9 @@ async def _run_lanes(source: Iterable[Any] | AsyncIterator[Any], setup: BatchSet
     async def lane_handle(indexed: tuple[int, Any], host: str) -> None:
         await handle(indexed, host, True)
 
-    cap = max(1000, 10 * setup.concurrency)
-    if not isinstance(source, AsyncIterator):
-        await run_lanes(iter(source), item_host, setup.gate_for, lane_handle,
-                        setup.concurrency, cap)
-        return
-    # An async input through the lanes: in chunks (each chunk drains before the next).
-    while True:
-        chunk = [item async for item in _take(source, cap)]
-        if not chunk:
-            return
-        await run_lanes(iter(chunk), item_host, setup.gate_for, lane_handle,
-                        setup.concurrency, cap)
-
-
-async def _take(source: AsyncIterator[Any], n: int) -> AsyncIterator[Any]:
-    for _ in range(n):
-        try:
-            yield await source.__anext__()
-        except StopAsyncIteration:
-            return
+    cap = max(1000, 10 * setup.concurrency)  # inputs read ahead of the lanes, at most
+    await run_lanes(source if isinstance(source, AsyncIterator) else iter(source), item_host,
+                    setup.gate_for, lane_handle, setup.concurrency, cap)
 
 
 async def run_pool_async(

@@ -1,7 +1,9 @@
 """Per-host lanes: the pipeline used when hosts have their own limits.
 
-A dispatcher reads inputs lazily and drops each into its host's queue; each host gets at
-most ``per-host concurrency`` lane tasks, created on demand and ended when the host's queue
+A dispatcher reads inputs lazily, from an iterator or an async iterator alike, and drops
+each into its host's queue: it keeps reading while earlier inputs are in flight (no chunks,
+so a slow request holds back nothing but its own lane). Each host gets at most
+``per-host concurrency`` lane tasks, created on demand and ended when the host's queue
 runs dry. A lane waits until its host's rate token is free *before* it takes one of the
 global ``concurrency`` slots, so a strict or slow host only ever occupies its own lanes and
 the other hosts keep going. The token itself is taken only once the slot is held, at the
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +101,7 @@ class _Lane:
 
 
 async def run_lanes(
-    source: Iterator[Any],
+    source: Iterator[Any] | AsyncIterator[Any],
     host_of: Callable[[Any], str],
     gate_for: Callable[[str], HostGate],
     handle: Callable[[Any, str], Awaitable[None]],
@@ -139,24 +141,37 @@ async def run_lanes(
         tasks.discard(task)
         space.set()
 
+    def dispatch(item: Any) -> None:
+        nonlocal buffered
+        host = host_of(item)
+        lane = lanes.get(host)
+        if lane is None:
+            lane = lanes[host] = _Lane(gate_for(host))
+        lane.queue.append(item)
+        buffered += 1
+        if lane.tasks < lane.gate.concurrency:
+            lane.tasks += 1
+            task = asyncio.ensure_future(lane_main(host, lane))
+            tasks.add(task)
+            task.add_done_callback(on_done)
+
     try:
-        for item in source:
-            if failure:
-                break
-            host = host_of(item)
-            lane = lanes.get(host)
-            if lane is None:
-                lane = lanes[host] = _Lane(gate_for(host))
-            lane.queue.append(item)
-            buffered += 1
-            if lane.tasks < lane.gate.concurrency:
-                lane.tasks += 1
-                task = asyncio.ensure_future(lane_main(host, lane))
-                tasks.add(task)
-                task.add_done_callback(on_done)
-            while buffered >= buffer_cap and not failure:
-                space.clear()
-                await space.wait()
+        if isinstance(source, AsyncIterator):  # awaited by this one task: no lock needed
+            async for item in source:
+                if failure:
+                    break
+                dispatch(item)
+                while buffered >= buffer_cap and not failure:
+                    space.clear()
+                    await space.wait()
+        else:
+            for item in source:
+                if failure:
+                    break
+                dispatch(item)
+                while buffered >= buffer_cap and not failure:
+                    space.clear()
+                    await space.wait()
         while tasks and not failure:
             await asyncio.wait(set(tasks))
         if failure:

@@ -79,6 +79,11 @@ class StreamOptions:
     def plain(self) -> bool:
         return self.journal is None and self.download_dir is None and self.stream_callback is None
 
+    @property
+    def restarting(self) -> bool:
+        """Whether chunk sinks must hear of each attempt (download_dir, stream_callback)."""
+        return self.download_dir is not None or self.stream_callback is not None
+
     def fill(self, setup: BatchSetup, key_for: Callable[[int], Hashable | None]) -> None:
         """Set ``setup``'s config / sink adapters for download_dir or stream_callback."""
         if self.download_dir is not None:
@@ -107,10 +112,7 @@ async def stream_results(
     queue_size: int | None = None,
 ) -> AsyncGenerator[Result, None]:
     """Yield one :class:`Result` per input as it completes (see ``FastRequests.stream``)."""
-    journal = None
-    if options.journal is not None:
-        journal = Journal(options.journal, return_type=options.rtype.value,
-                          retry_failed=options.retry_failed)
+    journal = _open_journal(options)
     task: asyncio.Task[None] | None = None
     try:
         if journal is not None:
@@ -123,9 +125,7 @@ async def stream_results(
 
         def emit(index: int, item: Any, url: str, response: Any, value: Any, error: Any,
                  attempts: int, started: float) -> Any:
-            key = item.key if item.__class__ is Request and item.key is not None else (
-                key_for(index))
-            result = Result(index, key, url,
+            result = Result(index, _key(item, index, key_for), url,
                             response.status_code if response is not None else None,
                             value, error, attempts, perf_counter() - started)
             if record is not None:
@@ -159,18 +159,65 @@ async def stream_results(
 
 async def collect(client: FastRequests, plan: Plan, source: Any, options: StreamOptions
                   ) -> tuple[list[Any], list[FailureDetails]]:
-    """``request()`` through the stream (journal, async input): values by index, failures."""
+    """``request()`` with a journal or an async input: values by index, failures.
+
+    No stream in between: each outcome goes straight into the values (and the journal);
+    the journal's stored outcomes are filled in at the end.
+    """
     values: list[Any] = [None] * plan.count if plan.count is not None else []
     failures: list[FailureDetails] = []
-    async for r in stream_results(client, plan, source, options):
-        if r.index >= len(values):
-            values.extend([None] * (r.index + 1 - len(values)))
-        if r.error is None:
-            values[r.index] = r.value
-        else:
-            failures.append(FailureDetails(r.index, r.key, r.url, r.error, r.attempts))
+    journal = _open_journal(options)
+    try:
+        if journal is not None:
+            source = await _check_head(journal, source)
+            source = (journal.afilter(source) if isinstance(source, AsyncIterator)
+                      else journal.filter(source))
+        record = journal.add if journal is not None else None
+        key_for = plan.key_for
+
+        def emit(index: int, item: Any, url: str, response: Any, value: Any, error: Any,
+                 attempts: int, started: float) -> None:
+            if index >= len(values):
+                values.extend([None] * (index + 1 - len(values)))
+            key = None
+            if error is None:
+                values[index] = value
+            else:
+                key = _key(item, index, key_for)
+                failures.append(FailureDetails(index, key, url, error, attempts))
+            if record is not None:
+                record(index, key if error is not None else _key(item, index, key_for), url,
+                       response.status_code if response is not None else None, value, error,
+                       attempts, perf_counter() - started)
+
+        async with client._session():
+            setup = client._batch_setup(plan.count, restarting=options.restarting)
+            options.fill(setup, plan.key_for)
+            await run_inputs(plan, setup, options.rtype, options.parse_func, emit, source)
+        if journal is not None:
+            for r in journal.replay():
+                if r.index >= len(values):
+                    values.extend([None] * (r.index + 1 - len(values)))
+                if r.error is None:
+                    values[r.index] = r.value
+                else:
+                    failures.append(FailureDetails(r.index, r.key, r.url, r.error, r.attempts))
+    finally:
+        if journal is not None:
+            journal.close()
     failures.sort(key=lambda f: f.index)
     return values, failures
+
+
+def _key(item: Any, index: int, key_for: Callable[[int], Hashable | None]) -> Any:
+    return item.key if item.__class__ is Request and item.key is not None else key_for(index)
+
+
+def _open_journal(options: StreamOptions) -> Journal | None:
+    if options.journal is None:
+        return None
+    return Journal(options.journal, return_type=options.rtype.value,
+                   retry_failed=options.retry_failed)
 
 
 _PLAN_OPTIONS = (
@@ -197,7 +244,7 @@ async def _produce(client: FastRequests, plan: Plan, source: Any, options: Strea
                    emit: Emit, queue: asyncio.Queue[Any]) -> None:
     try:
         async with client._session():
-            setup = client._batch_setup(plan.count, restarting=not options.plain)
+            setup = client._batch_setup(plan.count, restarting=options.restarting)
             options.fill(setup, plan.key_for)
             await run_inputs(plan, setup, options.rtype, options.parse_func, emit, source)
     except asyncio.CancelledError:
