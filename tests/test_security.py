@@ -70,11 +70,7 @@ def test_more_than_max_redirects_is_an_error(backend_name: str, server: TestServ
     assert isinstance(too_many, TooManyRedirectsError), repr(too_many)
 
 
-_STRIP_GAPS = {
-    "curl": "libcurl drops Authorization and Cookie on a cross-origin redirect but keeps a "
-            "caller-set Proxy-Authorization header; _curl_options must not pass it as a "
-            "plain header (or fastreq must follow redirects itself)",
-}
+_STRIP_GAPS: dict[str, str] = {}
 
 
 def _assert_stripped(headers: dict[str, str]) -> None:
@@ -126,11 +122,7 @@ def test_credentials_kept_on_same_origin_redirect(backend_name: str, faults: Fau
 def test_303_turns_post_into_get_without_body(
     request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
 ) -> None:
-    gap = "keeps the POST's Content-Type header on the GET after a 303 (body dropped)"
-    known_gap(request, backend_name, {
-        "curl": f"libcurl {gap}; _curl_options/_curl_engine must drop it on a method change",
-        "aiohttp": f"aiohttp {gap}; aiohttp.py must follow redirects itself or drop it",
-    })
+    known_gap(request, backend_name, {})
     out = _one(backend_name, faults.url + "/redirect?to=/echo&status=303", method="POST",
                json={"pay": 1})
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)
@@ -251,11 +243,6 @@ def test_backend_never_sends_an_injected_header(
     options: dict[str, Any],
 ) -> None:
     """A RequestConfig built by hand (a custom caller) still cannot inject a header."""
-    if "method" in options:
-        known_gap(request, backend_name, {
-            "curl": "CURLOPT_CUSTOMREQUEST puts RequestConfig.method on the wire verbatim; "
-                    "_curl_options must reject a method that is not an HTTP token",
-        })
     out = _one(backend_name, faults.url + "/echo", **options)
     assert isinstance(out, (FastRequestsError, NormalizedResponse)), repr(out)
     for record in faults.records:

@@ -25,7 +25,6 @@ __all__ = [
     "encode_body",
     "json_bytes",
     "outgoing_headers",
-    "too_many_encodings",
 ]
 
 #: More Content-Encoding layers than this is refused (like urllib3 and libcurl).
@@ -183,11 +182,3 @@ def body_too_large(cap: int, backend_name: str, url: str) -> ResponseDecodeError
         backend_name=backend_name,
         url=url,
     )
-
-
-def too_many_encodings(content_encoding: str | None) -> bool:
-    """Whether a Content-Encoding header chains more than five codings."""
-    if not content_encoding:
-        return False
-    codings = [c for c in content_encoding.split(",") if c.strip()]
-    return len(codings) > MAX_CONTENT_ENCODINGS

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import select
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import pycurl
 
 from fastreq.backends._curl_handle import Easy
+from fastreq.backends._curl_origins import OriginGates, wake_all
 
 __all__ = ["CLOSED_CODE", "Engine"]
 
@@ -52,9 +52,9 @@ CLOSED_CODE = -1
 _HAVE_EPOLL = hasattr(select, "epoll")
 _MAX_EVENTS = 256
 _MAX_FREE_HANDLES = 1024
-_MAX_ORIGINS = 4096
-_PREREQFUNC_OK: int = pycurl.PREREQFUNC_OK
-_NEW: Any = object()
+_PAUSE_CONT: int = pycurl.PAUSE_CONT
+_WRITE_ERROR: int = pycurl.E_WRITE_ERROR
+_FILESIZE_EXCEEDED: int = pycurl.E_FILESIZE_EXCEEDED
 
 
 def _epoll_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -80,7 +80,7 @@ def _epoll_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
 _EP_INTEREST, _EP_FLAGS = _epoll_tables()
 
 
-class Engine:
+class Engine(OriginGates):
     """Drives one ``CurlMulti`` on one event loop (see the module docstring)."""
 
     def __init__(
@@ -124,12 +124,13 @@ class Engine:
     def acquire(self) -> Easy:
         """A free easy handle (a new one when the pool is empty)."""
         free = self._free
-        return free.pop() if free else Easy()
+        return free.pop() if free else Easy(self.resume)
 
     def release(self, h: Easy) -> None:
         """Give a handle back after its response was read."""
         h.chunks.clear()
         h.hdrs.clear()
+        h.sent = -1
         if self.closed or len(self._free) >= _MAX_FREE_HANDLES:
             h.close()
         else:
@@ -155,59 +156,31 @@ class Engine:
                 self._sync_timer()
         self.release(h)
 
-    # -- HTTP/2: one connection first, then multiplex ----------------------------------------
-    # libcurl multiplexes a new transfer onto an existing HTTP/2 connection, but transfers
-    # started while the first connection to a host is still being set up each open their own
-    # (64 connections for a cold burst of 64). CURLOPT_PIPEWAIT avoids that but makes them
-    # wait for the first *response* when the server turns out to speak HTTP/1.1 (a slow first
-    # request then blocks every other one). Instead the first request to an https origin goes
-    # alone; the others wait only until its connection is established (TLS done, ALPN known,
-    # signalled by CURLOPT_PREREQFUNCTION) and are then added: libcurl multiplexes them onto
-    # that connection if it is HTTP/2, or opens connections in parallel if it is HTTP/1.1.
-    def origin_ready(self, origin: str) -> bool:
-        """A connection to ``origin`` was established before: no need to wait."""
-        return self._origins.get(origin, _NEW) is None
+    def resume(self, h: Easy, failed: bool) -> None:
+        """The awaitable an async ``on_chunk`` returned is done: unpause ``h``'s transfer,
+        or (``failed``: it raised) end it with ``CURLE_WRITE_ERROR``."""
+        if self.closed or h.fut is None:
+            return
+        if not failed:
+            try:
+                h.curl.pause(_PAUSE_CONT)  # may deliver the kept data right away
+            except pycurl.error as exc:
+                code, msg = exc.args if len(exc.args) == 2 else (_WRITE_ERROR, str(exc))
+                self._fail(h, code, msg)
+        else:
+            self._fail(h, _WRITE_ERROR, "on_chunk failed")
+        self._sync_timer()
 
-    async def gate(self, origin: str) -> bool:
-        """Wait until ``origin`` may be used; ``True``: this request is the one to connect."""
-        origins = self._origins
-        waiters = origins.get(origin, _NEW)
-        if waiters is None:
-            return False
-        if waiters is _NEW:
-            if len(origins) >= _MAX_ORIGINS:
-                self._origins = origins = {k: v for k, v in origins.items() if v is not None}
-            origins[origin] = []
-            return True
-        fut: asyncio.Future[None] = self.loop.create_future()
-        waiters.append(fut)
-        try:
-            await fut
-        except BaseException:
-            with contextlib.suppress(ValueError):
-                waiters.remove(fut)
-            raise
-        return False
-
-    def pioneer(self, h: Easy, origin: str) -> None:
-        """``h`` opens the first connection to ``origin``: tell the others when it is up."""
-        h.key = None  # the callback must not stay on the pooled handle
-        h.setopt(pycurl.PREREQFUNCTION, functools.partial(self._origin_connected, origin))
-
-    def _origin_connected(self, origin: str, *_conn_info: object) -> int:
-        # called by libcurl inside socket_action: only resolves futures
-        waiters = self._origins.get(origin, _NEW)
-        if waiters is not None and waiters is not _NEW:
-            self._origins[origin] = None
-            _wake(waiters)
-        return _PREREQFUNC_OK
-
-    def origin_done(self, origin: str) -> None:
-        """The pioneer for ``origin`` finished; if it never connected, let the others try."""
-        waiters = self._origins.get(origin)
-        if waiters is not None:
-            del self._origins[origin]
-            _wake(waiters)
+    def _fail(self, h: Easy, code: int, msg: str) -> None:
+        """End ``h``'s transfer now with result ``code``."""
+        if self._busy.pop(h.curl, None) is None:
+            return
+        self._in_multi -= 1
+        self._multi.remove_handle(h.curl)
+        h.errmsg = msg
+        fut, h.fut = h.fut, None
+        if fut is not None and not fut.done():
+            fut.set_result(code)
 
     # -- libcurl -> loop: sockets --------------------------------------------------------
     def _on_socket_epoll(self, what: int, fd: int, multi: object, socketp: object) -> None:
@@ -329,13 +302,24 @@ class Engine:
                     continue
                 fut = h.fut
                 h.fut = None
+                code = 0
+                cap = h.cap  # MAXFILESIZE has some slack over it: the exact check
+                if cap is not None:
+                    chunks = h.chunks
+                    if chunks and (len(chunks) > 1 or len(chunks[0]) > cap) and sum(
+                        map(len, chunks)
+                    ) > cap:
+                        code = _FILESIZE_EXCEEDED
+                        h.errmsg = _too_large(cap)
                 if fut is not None and not fut.done():
-                    fut.set_result(0)
+                    fut.set_result(code)
             for c, code, msg in failed:
                 multi.remove_handle(c)
                 h = busy.pop(c, None)
                 if h is None:  # pragma: no cover - abandoned already
                     continue
+                if code == _FILESIZE_EXCEEDED and h.cap is not None:
+                    msg = _too_large(h.cap)
                 h.errmsg = msg
                 fut = h.fut
                 h.fut = None
@@ -382,15 +366,12 @@ class Engine:
         self._watched.clear()
         for waiters in self._origins.values():
             if waiters and loop_usable:
-                _wake(waiters)
+                wake_all(waiters)
         self._origins.clear()
         for h in self._free:
             h.close()
         self._free.clear()
 
 
-def _wake(waiters: list[asyncio.Future[None]]) -> None:
-    for fut in waiters:
-        if not fut.done():
-            fut.set_result(None)
-    waiters.clear()
+def _too_large(cap: int) -> str:
+    return f"response body exceeds max_body_size ({cap} bytes after decompression)"

@@ -31,6 +31,14 @@ _CONNECT_PHASE_TIMEOUTS = ("Connection timed out", "Resolving timed out", "Faile
 _TIMEOUT = 28  # OPERATION_TIMEDOUT
 _TOO_MANY_REDIRECTS = 47
 _BAD_CONTENT_ENCODING = 61
+_FILESIZE_EXCEEDED = 63  # MAXFILESIZE = RequestConfig.max_body_size (decoded bytes)
+_ABORTED_BY_CALLBACK = 42
+#: libcurl's message when ``Easy.guard`` (CURLOPT_PREREQFUNCTION) stopped a resend
+_PREREQ_ABORTED = "pre-request callback"
+_NOT_RESENT = (
+    "the connection closed before any response and a {method} request is not resent "
+    "automatically (the server may have processed it)"
+)
 _WRITE_ERROR = 23
 
 _NAMES: dict[int, str] = {}
@@ -47,6 +55,7 @@ def curl_error(
     *,
     connected: bool,
     via_proxy: bool,
+    method: str = "",
 ) -> BackendError:
     """The fastreq exception for libcurl result ``code`` (``__cause__``: a ``pycurl.error``).
 
@@ -66,8 +75,11 @@ def curl_error(
         cls = ProxyError
     elif code == _TOO_MANY_REDIRECTS:
         cls = TooManyRedirectsError
-    elif code == _BAD_CONTENT_ENCODING:
+    elif code in (_BAD_CONTENT_ENCODING, _FILESIZE_EXCEEDED):
         cls = ResponseDecodeError
+    elif code == _ABORTED_BY_CALLBACK and _PREREQ_ABORTED in message:
+        cls = ProtocolError  # it was sent once: never a "safe to resend" class
+        message = _NOT_RESENT.format(method=method or "non-idempotent")
     elif code in _PROTOCOL:
         cls = ProxyError if via_proxy and "CONNECT" in message else ProtocolError
     elif code == _UNSUPPORTED_PROTOCOL and "HTTP/0.9" in message:

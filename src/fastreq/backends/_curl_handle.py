@@ -10,6 +10,9 @@ import pycurl
 
 __all__ = ["Easy"]
 
+_PREREQFUNC_OK: int = pycurl.PREREQFUNC_OK
+_PREREQFUNC_ABORT: int = pycurl.PREREQFUNC_ABORT
+
 
 class Easy:
     """A pooled libcurl easy handle plus the per-transfer state the engine and backend share.
@@ -18,14 +21,19 @@ class Easy:
     through pycurl's own ``getattr`` (about 4x slower than a slot). ``chunks`` and ``hdrs``
     are filled by libcurl through their bound ``append`` methods (C calls, no Python frame per
     chunk). ``key`` describes the options currently applied (``None``: ``reset()`` first).
+
+    ``wake`` is the owning engine's ``resume(handle, failed)`` (a transfer paused for an
+    async ``on_chunk`` goes on, or is failed), ``cap`` the ``max_body_size``
+    applied as ``CURLOPT_MAXFILESIZE_LARGE`` (``None``: none), ``guarded`` whether a
+    resend guard (non-idempotent method, see ``_curl_options``) is installed.
     """
 
     __slots__ = (
-        "chunks", "cookies", "curl", "errmsg", "fut", "getinfo", "hdrs", "headers", "key",
-        "setopt", "stream_error", "ua",
+        "cap", "chunks", "cookies", "curl", "errmsg", "fut", "getinfo", "guarded", "hdrs",
+        "headers", "key", "sent", "setopt", "stream_error", "ua", "wake",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[Easy, bool], None] | None = None) -> None:
         curl = pycurl.Curl()
         self.curl: Any = curl
         self.setopt: Callable[[int, Any], None] = curl.setopt
@@ -39,6 +47,21 @@ class Easy:
         self.cookies: dict[str, str] | None = None
         self.errmsg = ""
         self.stream_error: BaseException | None = None
+        self.wake = wake
+        self.cap: int | None = None
+        self.guarded = False
+        self.sent = -1
+
+    def guard(self, *_conn_info: object) -> int:
+        """``CURLOPT_PREREQFUNCTION`` of a non-idempotent request: a request about to be
+        sent again with no response header received since the last send (libcurl resending
+        it on a fresh connection after a reused one died) is aborted instead. ``sent``: the
+        number of header lines received before the last send (-1: not sent yet)."""
+        received = len(self.hdrs)
+        if received == self.sent:
+            return _PREREQFUNC_ABORT
+        self.sent = received
+        return _PREREQFUNC_OK
 
     def reset(self) -> None:
         self.curl.reset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -11,12 +12,13 @@ import pycurl
 
 from fastreq.backends._common import encode_body, with_implied_headers
 from fastreq.backends._curl_handle import Easy
+from fastreq.backends._curl_stream import chunk_writer
 from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import ValidationError
 from fastreq.timeouts import Timeout
 
-__all__ = ["HAS_HTTP2", "HAS_HTTP3", "apply_all", "set_headers", "set_user_agent",
-           "split_user_agent"]
+__all__ = ["HAS_HTTP2", "HAS_HTTP3", "apply_all", "check_method", "set_headers",
+           "set_user_agent", "split_user_agent"]
 
 HAS_HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
 HAS_HTTP3 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP3)
@@ -27,6 +29,14 @@ _HTTP_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 #: (fewer, larger write callbacks and chunks to join); small responses are unaffected.
 #: 256 KiB measured no better and sometimes much worse (~2x: allocator churn per transfer).
 _BUFFER_SIZE = 128 * 1024
+#: methods libcurl may resend by itself when a reused connection died before any response
+#: (RFC 9110 idempotent methods); every other one gets a resend guard (``Easy.guard``)
+#: slack over max_body_size for CURLOPT_MAXFILESIZE_LARGE (plus 1/64 of it), see apply_all:
+#: far more than gzip/deflate/brotli ever add, even five layers of them
+_CAP_SLACK = 64 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_KNOWN_METHODS = _IDEMPOTENT | {"POST", "PATCH", "CONNECT", "QUERY"}
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 @lru_cache(maxsize=256)
@@ -76,26 +86,45 @@ def set_user_agent(setopt: Any, ua: str) -> None:
     setopt(pycurl.USERAGENT, ua)
 
 
-def set_headers(setopt: Any, headers: dict[str, str]) -> None:
+def check_method(method: str) -> str:
+    """``method`` upper-cased; a :class:`ValidationError` unless it is an HTTP token (it
+    goes on the request line verbatim through ``CURLOPT_CUSTOMREQUEST``)."""
+    upper = method.upper()
+    if upper in _KNOWN_METHODS or _TOKEN.fullmatch(method):
+        return upper
+    raise ValidationError(f"invalid HTTP method {method!r} (not an HTTP token)")
+
+
+def set_headers(setopt: Any, headers: dict[str, str], *, fresh: bool = False) -> None:
     """The header list: never ``Expect: 100-continue``; Accept-Encoding through libcurl.
 
     ``ACCEPT_ENCODING`` "" offers every encoding libcurl decodes; a caller's value is sent
     as is and libcurl still decodes what it can. ``headers`` holds no User-Agent entry
-    (see :func:`split_user_agent`) except an empty one.
+    (see :func:`split_user_agent`) except an empty one. A ``Proxy-Authorization`` header
+    goes to ``CURLOPT_PROXYHEADER``: with libcurl's default ``CURLHEADER_SEPARATE`` it is
+    sent only in requests to a proxy (CONNECT, or a plain-http request through it), never to
+    an origin server (none at all without a proxy). ``fresh``: the handle was just
+    ``reset()`` (no proxy header list to clear).
     """
     lines = ["Expect:"]
+    proxy_lines: list[str] = []
     accept_encoding = ""
     for name, value in headers.items():
         if (not name or ":" in name or "\r" in name or "\n" in name or "\r" in value
                 or "\n" in value):
             raise ValidationError(f"invalid header {name!r}: {value!r} (CR, LF or ':' in it)")
-        if name.lower() == "accept-encoding":
+        lower = name.lower()
+        if lower == "accept-encoding":
             accept_encoding = value
+        elif lower == "proxy-authorization":
+            proxy_lines.append(f"{name}: {value}" if value else f"{name};")
         elif value:
             lines.append(f"{name}: {value}")
         else:
             lines.append(f"{name};")  # "Name:" would tell libcurl to drop the header
     setopt(pycurl.HTTPHEADER, lines)
+    if proxy_lines or not fresh:
+        setopt(pycurl.PROXYHEADER, proxy_lines)
     setopt(pycurl.ACCEPT_ENCODING, accept_encoding)
 
 
@@ -105,6 +134,9 @@ def apply_all(
     """``reset()`` ``h`` and apply every option ``config`` implies (the slow path)."""
     h.key = None
     h.stream_error = None
+    h.cap = None
+    h.guarded = False
+    method = check_method(config.method)
     h.reset()
     setopt = h.setopt
     body, content_type = encode_body(config)
@@ -120,9 +152,19 @@ def apply_all(
     setopt(pycurl.HEADERFUNCTION, h.hdrs.append)
     setopt(pycurl.BUFFERSIZE, _BUFFER_SIZE)
     if config.stream and config.on_chunk is not None:
-        setopt(pycurl.WRITEFUNCTION, _chunk_writer(h, config.on_chunk))
+        setopt(pycurl.WRITEFUNCTION, chunk_writer(h, config.on_chunk))
     else:
         setopt(pycurl.WRITEFUNCTION, h.chunks.append)
+        # max_body_size: libcurl (8.x) checks MAXFILESIZE against the bytes it writes,
+        # i.e. the decoded body, and stops before writing past it (a decompression bomb
+        # never inflates further). It also checks it up front against a Content-Length,
+        # which is the ENCODED size of an encoded body (and even for HEAD: none there), so
+        # the limit given to libcurl has some slack for encodings that grew the body; the
+        # engine checks the exact cap when the transfer is done (Engine._drain).
+        cap = config.max_body_size
+        if cap is not None and method != "HEAD":
+            h.cap = cap = max(0, cap)
+            setopt(pycurl.MAXFILESIZE_LARGE, cap + (cap >> 6) + _CAP_SLACK)
     # HTTP version: h2 over TLS (h1.1 on plain http), multiplexed when possible (no
     # PIPEWAIT: see Engine.gate for how a cold burst still shares one connection)
     if http3 and h2 and config.http2:
@@ -132,7 +174,9 @@ def apply_all(
     else:
         setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
     # method and body
-    method = config.method.upper()
+    if method not in _IDEMPOTENT:
+        h.guarded = True
+        setopt(pycurl.PREREQFUNCTION, h.guard)
     if method == "HEAD":
         setopt(pycurl.NOBODY, 1)
     elif body is not None or method in _BODY_METHODS:
@@ -143,11 +187,9 @@ def apply_all(
             setopt(pycurl.CUSTOMREQUEST, method)
     elif method != "GET":
         setopt(pycurl.CUSTOMREQUEST, method)
-    set_headers(setopt, headers)
-    # redirects
-    if config.follow_redirects:
-        setopt(pycurl.FOLLOWLOCATION, 1)
-        setopt(pycurl.MAXREDIRS, max(0, config.max_redirects))
+    set_headers(setopt, headers, fresh=True)
+    # redirects: never followed by libcurl (FOLLOWLOCATION stays 0); CurlBackend.request()
+    # follows them hop by hop with fastreq's own policy (backends/_redirects.py)
     # TLS
     if ca_bundle is not None:
         setopt(pycurl.CAINFO, ca_bundle)
@@ -181,17 +223,3 @@ def _apply_timeouts(setopt: Any, timeouts: Timeout) -> None:
         setopt(pycurl.LOW_SPEED_LIMIT, 1)
         setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(timeouts.read)))
 
-
-def _chunk_writer(h: Easy, on_chunk: Any) -> Any:
-    """A WRITEFUNCTION that hands each chunk to ``on_chunk``; an error aborts the transfer."""
-    h.stream_error = None
-
-    def write(chunk: bytes) -> int | None:
-        try:
-            on_chunk(chunk)
-        except Exception as exc:  # surfaced by request() as a BackendError
-            h.stream_error = exc
-            return 0  # fewer bytes than given: libcurl aborts with CURLE_WRITE_ERROR
-        return None
-
-    return write

@@ -57,21 +57,25 @@ def last_block(hdrs: list[bytes]) -> tuple[bytes, str | None, bool]:
 
 def parse_header_block(blob: bytes) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """``(items, joined)``: lower-cased ``(name, value)`` pairs in order, and a dict with
-    repeated names joined by ``", "`` (exactly what :class:`NormalizedResponse` keeps)."""
+    repeated names joined by ``", "`` (exactly what :class:`NormalizedResponse` keeps).
+
+    Lines end at every LF, as libcurl splits them (a bare LF inside a value such as
+    ``a\nInjected: yes`` makes two header lines there too, never a value holding a line
+    break); libcurl itself rejects a bare CR or a NUL in a header."""
     try:
         text = blob.decode()
     except UnicodeDecodeError:
         text = blob.decode("latin-1")
     items: list[tuple[str, str]] = []
     joined: dict[str, str] = {}
-    for line in text.split("\r\n")[1:]:
+    for line in text.split("\n")[1:]:
         name, sep, value = line.partition(":")
         if sep:
             name = name.strip().lower()
             value = value.strip()
             items.append((name, value))
             joined[name] = f"{joined[name]}, {value}" if name in joined else value
-        elif not line:
+        elif not line or line == "\r":
             break  # end of the header block (chunked trailers may follow)
         elif line[0] in " \t" and items:  # obsolete line folding: continues the last value
             name, value = items[-1]

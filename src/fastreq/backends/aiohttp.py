@@ -15,7 +15,8 @@ from time import perf_counter
 from typing import Any
 
 import aiohttp
-from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+from aiohttp import hdrs
+from aiohttp.http_exceptions import HttpProcessingError
 
 from fastreq.backends._common import (
     build_url,
@@ -25,6 +26,9 @@ from fastreq.backends._common import (
     encode_body,
     outgoing_headers,
 )
+from fastreq.backends._decode import BoundedDecoder, supported_encodings
+from fastreq.backends._redirects import REDIRECT_CODES as _REDIRECT_CODES
+from fastreq.backends._redirects import RedirectChain
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -36,9 +40,7 @@ from fastreq.exceptions import (
     ProxyError,
     ReadTimeoutError,
     RequestTimeoutError,
-    ResponseDecodeError,
     TLSError,
-    TooManyRedirectsError,
     TransportError,
     ValidationError,
 )
@@ -57,7 +59,7 @@ _PROXY_SCHEMES = frozenset({"http", "https"})
 # with a body: as a session default aiohttp would build two header multidicts per request.
 _SKIP_AUTO_HEADERS = ("Content-Type",)
 # aiohttp warns (ResourceWarning) about raw bytes bodies above 1 MiB; a BytesIO of the same
-# bytes is written in chunks, yielding to the loop, and replays on 307/308 redirects.
+# bytes is written in chunks, yielding to the loop (a 307/308 hop encodes the body anew).
 _LARGE_BODY = 1 << 20
 
 
@@ -78,6 +80,27 @@ _HTTP_VERSIONS: dict[Any, str] = {
     aiohttp.HttpVersion11: "HTTP/1.1",
     aiohttp.HttpVersion10: "HTTP/1.0",
 }
+
+
+def _request_class(supported: tuple[str, ...]) -> type[aiohttp.ClientRequest]:
+    """aiohttp's request class, minus any Accept-Encoding coding ``supported`` lacks (its
+    default offers zstd when backports.zstd is installed, which _decode does not use)."""
+    defaults = aiohttp.ClientRequest.DEFAULT_HEADERS
+    offered = defaults.get(hdrs.ACCEPT_ENCODING, "")
+    codings = [c.strip() for c in offered.split(",") if c.strip()]
+    kept = [c for c in codings if c.lower() in supported]
+    if kept == codings:
+        return aiohttp.ClientRequest
+
+    class _Request(aiohttp.ClientRequest):
+        DEFAULT_HEADERS = {**defaults, hdrs.ACCEPT_ENCODING: ", ".join(kept) or "identity"}
+
+    return _Request
+
+
+def _fits(content_length: str | None, cap: int) -> bool:
+    """A declared Content-Length within ``cap`` (the body can be read whole at once)."""
+    return content_length is not None and content_length.isdigit() and int(content_length) <= cap
 
 
 def _http_version(version: Any) -> str | None:
@@ -155,7 +178,10 @@ class AiohttpBackend(Backend):
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # fastreq's client layer owns cookies
             trust_env=False,  # fastreq decides proxies itself
-            auto_decompress=True,
+            # Bodies are decoded by _decode's bounded decoder: aiohttp's inflates a whole
+            # read at once, has no size cap and decodes only one of chained encodings.
+            auto_decompress=False,
+            request_class=_request_class(supported_encodings()),
             timeout=_NO_TIMEOUT,
         )
         self._loop = loop
@@ -173,6 +199,19 @@ class AiohttpBackend(Backend):
         return proxy
 
     async def request(self, config: RequestConfig) -> NormalizedResponse:
+        # aiohttp's own following is off: it would keep a POST's Content-Type on the GET
+        # after a 303 (and more); fastreq's policy builds each hop instead.
+        response = await self._send(config)
+        if response.status_code not in _REDIRECT_CODES or not config.follow_redirects:
+            return response
+        chain = RedirectChain(config, self.name)
+        while (hop := chain.next_config(config, response)) is not None:
+            config = hop
+            response = await self._send(config)
+        return chain.finish(response)
+
+    async def _send(self, config: RequestConfig) -> NormalizedResponse:
+        """One request, one response: a redirect to follow comes back with no body read."""
         # The hot path: a plain GET (no params, body, headers, cookies or proxy) costs only
         # attribute reads here; everything else goes through the shared encoders.
         url = config.url
@@ -205,25 +244,35 @@ class AiohttpBackend(Backend):
                 data=body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body),
                 headers=headers,
                 skip_auto_headers=None if body is None else _SKIP_AUTO_HEADERS,
-                allow_redirects=config.follow_redirects,
-                # aiohttp fails on reaching its limit; fastreq allows max_redirects hops.
-                max_redirects=config.max_redirects + 1 if config.max_redirects > 0 else 1,
+                allow_redirects=False,  # request() follows them
                 proxy=proxy,
                 ssl=config.verify_ssl,
                 timeout=timeout,
             )
             try:
-                if config.stream:
+                if (config.follow_redirects and resp.status in _REDIRECT_CODES
+                        and "Location" in resp.headers):
+                    # request() follows it: the body of a redirect is never read nor streamed
+                    return NormalizedResponse(
+                        resp.status, resp.headers, b"", url=url, elapsed=perf_counter() - start
+                    )
+                got = resp.headers
+                encoding = got.get(hdrs.CONTENT_ENCODING)  # istr: the fast lookup
+                if encoding:  # decoded here, bounded (auto_decompress is off)
+                    content = await self._read_decoded(resp, config, encoding)
+                elif config.stream:
                     content = await self._read_stream(resp, config)
+                elif config.max_body_size is not None and not _fits(
+                    got.get(hdrs.CONTENT_LENGTH), config.max_body_size
+                ):  # too long, or no length given: read counting, up to the cap
+                    content = await self._read_decoded(resp, config, "identity")
                 else:
                     content = await resp.read()
                 return NormalizedResponse(
                     resp.status,
                     resp.headers,  # a Mapping: every repeated header read through items()
                     content,
-                    # Without a redirect the final URL is the one sent; yarl's normalized
-                    # form is only needed (and computed) after a redirect.
-                    url=str(resp.url) if resp.history else url,
+                    url=url,  # redirects are followed by request(), hop by hop
                     http_version=_HTTP_VERSIONS.get(resp.version) or _http_version(resp.version),
                     elapsed=perf_counter() - start,
                 )
@@ -243,23 +292,35 @@ class AiohttpBackend(Backend):
             await deliver_chunk(on_chunk, chunk, self.name, config.url)
         return b""
 
+    async def _read_decoded(
+        self, resp: aiohttp.ClientResponse, config: RequestConfig, encoding: str
+    ) -> bytes:
+        """The body decoded a bounded piece at a time; ``max_body_size`` caps what is held."""
+        on_chunk = config.on_chunk if config.stream else None
+        limit = config.max_body_size if on_chunk is None else None
+        decoder = BoundedDecoder(encoding, limit, backend_name=self.name, url=config.url)
+        if on_chunk is None:
+            parts: list[bytes] = []
+            async for chunk in resp.content.iter_any():
+                parts.extend(decoder.feed(chunk))
+            parts.extend(decoder.flush())
+            return b"".join(parts)
+        async for chunk in resp.content.iter_any():
+            for piece in decoder.feed(chunk):
+                await deliver_chunk(on_chunk, piece, self.name, config.url)
+        for piece in decoder.flush():
+            await deliver_chunk(on_chunk, piece, self.name, config.url)
+        return b""
+
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for an aiohttp (or asyncio / OS) error."""
         message = describe(exc)
         if isinstance(exc, ValueError) and not isinstance(exc, ssl.SSLError):
-            # Bad URL, header value with a newline... (also InvalidUrlClientError)
-            if isinstance(exc, aiohttp.InvalidUrlRedirectClientError):
-                return ProtocolError(
-                    f"redirect to an invalid URL: {message}",
-                    backend_name=self.name,
-                    url=config.url,
-                )
+            # Bad URL, header value with a newline... (also InvalidUrlClientError); a bad
+            # redirect URL is _redirects' ProtocolError (aiohttp never follows one here)
             return ValidationError(f"invalid request for {config.url}: {message}")
         cls: type[BackendError]
-        if isinstance(exc, aiohttp.TooManyRedirects):
-            cls = TooManyRedirectsError
-            message = f"more than {config.max_redirects} redirects"
-        elif isinstance(exc, (aiohttp.ClientHttpProxyError, aiohttp.ClientProxyConnectionError)):
+        if isinstance(exc, (aiohttp.ClientHttpProxyError, aiohttp.ClientProxyConnectionError)):
             cls = ProxyError
         elif isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch)):
             cls = TLSError
@@ -272,14 +333,8 @@ class AiohttpBackend(Backend):
             message = f"request exceeded its total timeout ({message})"
         elif isinstance(exc, aiohttp.ClientConnectorError):
             cls = ConnectError
-        elif isinstance(exc, aiohttp.NonHttpUrlRedirectClientError):
-            cls = ProtocolError
         elif isinstance(exc, aiohttp.NonHttpUrlClientError):
             return ValidationError(f"not an http(s) URL: {config.url}")
-        elif isinstance(exc, aiohttp.ClientPayloadError) and isinstance(
-            exc.__cause__, ContentEncodingError
-        ):
-            cls = ResponseDecodeError
         elif isinstance(
             exc,
             (

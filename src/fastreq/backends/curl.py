@@ -31,8 +31,11 @@ Notes on the mapping of :class:`~fastreq.backends.base.RequestConfig`:
 - A caller-set ``Accept-Encoding`` is sent verbatim and libcurl still decodes the encodings it
   supports (gzip, deflate, br), like the other backends; otherwise libcurl offers all of them.
   No ``Expect: 100-continue``, no User-Agent of its own (fastreq's layer sets one).
-- ``response.url`` is the URL requested (with ``params``) unless a redirect was followed;
-  then it is libcurl's effective URL.
+- Redirects are followed by this backend, not libcurl (``FOLLOWLOCATION`` stays off): each
+  hop is a transfer of its own, built by :mod:`fastreq.backends._redirects` (credentials
+  dropped on a change of origin, body dropped on a method change...). ``response.url`` is
+  the URL of the last hop (the first with ``params``). A streamed request's ``on_chunk``
+  sees only the final response's body.
 - HTTP/2: ``CURL_HTTP_VERSION_2TLS`` (h2 via ALPN on https, HTTP/1.1 on http), multiplexing
   on. A cold burst to a new https origin shares the first connection without
   ``CURLOPT_PIPEWAIT`` (which would queue everything behind a slow first response on an
@@ -42,6 +45,8 @@ Notes on the mapping of :class:`~fastreq.backends.base.RequestConfig`:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import replace
 
 import pycurl
 
@@ -58,6 +63,7 @@ from fastreq.backends._curl_options import (
     split_user_agent,
 )
 from fastreq.backends._curl_response import last_block, make_response
+from fastreq.backends._redirects import REDIRECT_CODES, RedirectChain
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import ConfigurationError, ValidationError
 
@@ -65,12 +71,35 @@ __all__ = ["CurlBackend"]
 
 _URL = pycurl.URL
 _RESPONSE_CODE = pycurl.RESPONSE_CODE
-_EFFECTIVE_URL = pycurl.EFFECTIVE_URL
 _TOTAL_TIME = pycurl.TOTAL_TIME
-_REDIRECT_COUNT = pycurl.REDIRECT_COUNT
+_REDIRECT_CODES = REDIRECT_CODES
+_TOO_MANY_REDIRECTS = 47  # libcurl's CURLE_TOO_MANY_REDIRECTS: the code of the error
 _CONTENT_TYPE = pycurl.CONTENT_TYPE
 #: Content-Type value -> is JSON; a batch sees few distinct values (bounded all the same)
 _JSON_TYPES: dict[str | None, bool] = {None: False, "": False}
+
+
+def _skip_redirect_body(h: Easy, on_chunk: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    """``on_chunk`` for a request that follows redirects: the body of a redirect that
+    ``request()`` will follow (a 3xx with a Location) is not delivered, only the final one.
+
+    Decided on the first chunk from the final header block libcurl has handed over (no
+    ``getinfo`` inside a libcurl callback).
+    """
+    deliver: list[bool] = []
+
+    def filtered(chunk: bytes) -> object:
+        if not deliver:
+            blob = last_block(h.hdrs)[0]
+            status = blob.split(b" ", 2)[1:2]
+            redirect = (
+                bool(status) and status[0].isdigit() and int(status[0]) in _REDIRECT_CODES
+                and b"\nlocation:" in blob.lower()
+            )
+            deliver.append(not redirect)
+        return on_chunk(chunk) if deliver[0] else None
+
+    return filtered
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -168,28 +197,39 @@ class CurlBackend(Backend):
         engine = self._engine
         if engine is None or engine.loop is not loop:
             engine = self._start_engine(loop)
-        h = engine.acquire()
-        try:
-            url = self._configure(h, config)
-        except BaseException:
-            h.key = None
-            engine.release(h)
-            raise
-        if self._h2 and config.http2 and url.startswith("https://"):
-            return await self._request_gated(engine, h, url, config)
-        fut: asyncio.Future[int] = loop.create_future()
-        engine.add(h, fut)
-        try:
-            code = await fut
-        except BaseException:  # cancelled: detach the transfer, keep the handle
-            engine.abandon(h)
-            raise
-        try:
-            if code:
-                raise self._error(h, code, url, config)
-            return self._response(h, url, config.follow_redirects)
-        finally:
-            engine.release(h)
+        chain: RedirectChain | None = None
+        while True:  # one pass per hop: libcurl never follows redirects itself
+            h = engine.acquire()
+            try:
+                url = self._configure(h, config)
+            except BaseException:
+                h.key = None
+                engine.release(h)
+                raise
+            if self._h2 and config.http2 and url.startswith("https://"):
+                response = await self._request_gated(engine, h, url, config)
+            else:
+                fut: asyncio.Future[int] = loop.create_future()
+                engine.add(h, fut)
+                try:
+                    code = await fut
+                except BaseException:  # cancelled: detach the transfer, keep the handle
+                    engine.abandon(h)
+                    raise
+                try:
+                    if code:
+                        raise self._error(h, code, url, config)
+                    response = self._response(h, url)
+                finally:
+                    engine.release(h)
+            if response.status_code in _REDIRECT_CODES and config.follow_redirects:
+                if chain is None:
+                    chain = RedirectChain(config, "curl", too_many_code=_TOO_MANY_REDIRECTS)
+                hop = chain.next_config(config, response)
+                if hop is not None:
+                    config = hop
+                    continue
+            return response if chain is None else chain.finish(response)
 
     async def _request_gated(
         self, engine: Engine, h: Easy, url: str, config: RequestConfig
@@ -222,7 +262,7 @@ class CurlBackend(Backend):
             try:
                 if code:
                     raise self._error(h, code, url, config)
-                return self._response(h, url, config.follow_redirects)
+                return self._response(h, url)
             finally:
                 engine.release(h)
         finally:
@@ -239,10 +279,9 @@ class CurlBackend(Backend):
         """
         url = build_url(config.url, config.params) if config.params else config.url
         if config.data is None and config.json is None and config.on_chunk is None:
-            key = (
-                config.method, config.timeout, config.proxy, config.verify_ssl,
-                config.follow_redirects, config.max_redirects, config.http2,
-            )
+            # no follow_redirects / max_redirects: they do not touch the handle
+            key = (config.method, config.timeout, config.proxy, config.verify_ssl, config.http2,
+                   config.max_body_size)
             if key == h.key:
                 ua, rest = split_user_agent(config.headers)
                 if rest != h.headers or config.cookies != h.cookies:
@@ -262,13 +301,15 @@ class CurlBackend(Backend):
         return url
 
     def _apply_all(self, h: Easy, config: RequestConfig, url: str) -> None:
+        if config.follow_redirects and config.stream and config.on_chunk is not None:
+            config = replace(config, on_chunk=_skip_redirect_body(h, config.on_chunk))
         apply_all(h, config, url, h2=self._h2, http3=self._http3, ca_bundle=self._ca_bundle)
 
     # -- results ------------------------------------------------------------------------
     @staticmethod
-    def _response(h: Easy, url: str, followed: bool) -> NormalizedResponse:
+    def _response(h: Easy, url: str) -> NormalizedResponse:
         getinfo = h.getinfo
-        blob, version, earlier = last_block(h.hdrs)
+        blob, version, _ = last_block(h.hdrs)
         content_type: str | None = getinfo(_CONTENT_TYPE)
         is_json = _JSON_TYPES.get(content_type)
         if is_json is None:
@@ -277,8 +318,7 @@ class CurlBackend(Backend):
             getinfo(_RESPONSE_CODE),
             blob,
             b"".join(h.chunks),
-            # EFFECTIVE_URL costs ~1.4 µs (libcurl rebuilds it): only after a redirect
-            getinfo(_EFFECTIVE_URL) if earlier and followed and getinfo(_REDIRECT_COUNT) else url,
+            url,  # the URL of this hop: libcurl never follows a redirect
             is_json,
             version,
             getinfo(_TOTAL_TIME),

@@ -13,7 +13,7 @@ import concurrent.futures
 import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import requests
@@ -22,6 +22,7 @@ import urllib3
 import urllib3.exceptions
 
 from fastreq.backends._common import body_too_large, build_url, encode_body, outgoing_headers
+from fastreq.backends._decode import BoundedDecoder
 from fastreq.backends._requests_errors import (
     PoolTimeout,
     TotalTimeout,
@@ -220,7 +221,7 @@ class RequestsBackend(Backend):
     ) -> bytes:
         parts: list[bytes] = []
         size, cap = 0, config.max_body_size
-        for chunk in resp.iter_content(_CHUNK):
+        for chunk in _chunks(resp, config, self.name):
             if plan.abandoned:
                 return b""
             if on_chunk is None:
@@ -336,7 +337,7 @@ class RequestsBackend(Backend):
         resp: requests.Response = await self._in_thread(
             plan, close_response_of, self._open, config, plan, first=True
         )
-        chunks = resp.iter_content(_CHUNK)
+        chunks = _chunks(resp, config, self.name)
         executor = self._get_executor()
         future: concurrent.futures.Future[bytes | None] | None = None
         try:
@@ -370,6 +371,30 @@ class RequestsBackend(Backend):
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for a requests / urllib3 / OS error."""
         return map_error(exc, config, self.name)
+
+
+def _chunks(resp: requests.Response, config: RequestConfig, name: str) -> Iterator[bytes]:
+    """The decoded body in chunks. urllib3 inflates a zstd frame whole, so a compressed
+    body is read raw and decoded by _decode's bounded decoder (pieces of 64 KiB)."""
+    encoding = resp.headers.get("Content-Encoding")
+    if not encoding:
+        return resp.iter_content(_CHUNK)
+    return _decoded(resp, BoundedDecoder(encoding, None, backend_name=name, url=config.url))
+
+
+def _decoded(resp: requests.Response, decoder: BoundedDecoder) -> Iterator[bytes]:
+    errors = urllib3.exceptions
+    try:
+        for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+            yield from decoder.feed(chunk)
+    # wrapped as requests' iter_content does, for map_error
+    except errors.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except errors.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except errors.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+    yield from decoder.flush()
 
 
 def _normalize(resp: requests.Response, content: bytes, started: float) -> NormalizedResponse:
