@@ -26,7 +26,9 @@ Paths (``?`` parameters optional):
 - ``/chain6``                ``Content-Encoding: gzip`` six times over (six layers)
 - ``/chain5``                five gzip layers (allowed)
 - ``/loop``                  302 to itself
-- ``/redirect?to=URL&status=N``  redirect (302 by default) to ``URL``
+- ``/redirect?to=URL&status=N``  redirect (302 by default) to ``URL``; ``&body=N``: with a
+                             body of N bytes, ``&bomb=gzip``: with a ``/bomb/gzip`` body
+- ``/redirect-endless``      302 to ``/ok`` whose body never ends (10 GB promised)
 """
 
 from __future__ import annotations
@@ -270,8 +272,18 @@ class FaultServer(StreamServer):
         elif path == "/loop":
             reply("302 Found", "Location: /loop\r\n", b"")
         elif path == "/redirect":
-            status = query.get("status", "302")
-            reply(f"{status} Moved", f"Location: {query['to']}\r\n", b"")
+            status, extra = query.get("status", "302"), f"Location: {query['to']}\r\n"
+            payload = b"r" * int(query.get("body", "0"))
+            if "bomb" in query:  # a compressed body that would inflate to BOMB_SIZE
+                extra += f"Content-Encoding: {query['bomb']}\r\n"
+                payload = bomb(query["bomb"])
+            reply(f"{status} Moved", extra, payload)
+        elif path == "/redirect-endless":
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: /ok\r\n"
+                         b"Content-Length: 10000000000\r\n\r\n")
+            while True:  # until the client hangs up
+                writer.write(b"r" * 65536)
+                await writer.drain()
         else:
             reply("404 Not Found", "", b"")
         await writer.drain()

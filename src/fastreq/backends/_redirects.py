@@ -19,7 +19,9 @@ following turned off, and build each next hop here:
 
 A 3xx without a ``Location`` header is not a redirect: it is the response. Backends check
 :data:`REDIRECT_CODES` first and create a :class:`RedirectChain` only on a redirect, so a
-request that is not redirected pays nothing here.
+request that is not redirected pays nothing here. The body of a redirect that is followed is
+never decoded nor delivered: a backend reads at most :data:`DRAIN_LIMIT` bytes of it, raw,
+to keep the connection, and closes the connection when there is more.
 
 Example (what a backend's request loop does)::
 
@@ -49,8 +51,10 @@ from fastreq.timeouts import Timeout, TimeoutLike
 from fastreq.utils.validators import to_ascii_url, validate_url
 
 __all__ = [
+    "DRAIN_LIMIT",
     "REDIRECT_CODES",
     "RedirectChain",
+    "location_text",
     "redirect_config",
     "resolve_location",
     "same_origin",
@@ -58,6 +62,9 @@ __all__ = [
 
 #: The statuses that are followed when they carry a Location header.
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+#: Bytes of a followed redirect's body read (raw) and dropped so that its connection can be
+#: reused; a longer body closes the connection instead of being read.
+DRAIN_LIMIT = 64 * 1024
 #: Request headers that describe a body: dropped with the body on a method change.
 _BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
 #: Credentials never sent to another origin than the one the caller addressed.
@@ -88,6 +95,17 @@ def resolve_location(url: str, location: str) -> str:
         except UnicodeError as exc:  # undecodable bytes kept as surrogates by a parser
             raise ValidationError(f"URL cannot be encoded ({exc}): {target!r}") from None
     return validate_url(target)
+
+
+def location_text(value: str) -> str:
+    """A ``Location`` header value read as latin-1 (``http.client``, urllib3) as the text the
+    server meant: UTF-8 in practice, so decoded again as UTF-8 when that works."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:

@@ -27,7 +27,6 @@ from fastreq.exceptions import (
     RequestTimeoutError,
     ResponseDecodeError,
     TLSError,
-    TooManyRedirectsError,
     TransportError,
     ValidationError,
 )
@@ -57,9 +56,6 @@ def map_error(exc: BaseException, config: RequestConfig, backend_name: str) -> F
         cls = PoolTimeoutError
         pool = None if config.timeouts is None else config.timeouts.pool
         message = f"no worker thread became free within the pool timeout of {pool} s"
-    elif isinstance(exc, requests.TooManyRedirects):
-        cls = TooManyRedirectsError
-        message = f"more than {config.max_redirects} redirects"
     elif isinstance(exc, requests.exceptions.ProxyError):
         cls = ProxyError
     elif isinstance(exc, requests.exceptions.SSLError):

@@ -1,6 +1,7 @@
 """The requests plumbing under :mod:`fastreq.backends.requests`: session, adapter, pool.
 
-- ``FastreqSession``: no cookie jar that keeps or replays server cookies, no environment proxies;
+- ``FastreqSession``: no cookie jar that keeps server cookies, no environment proxies, no
+  redirect handling at all (the backend follows redirects itself);
 - ``FastreqAdapter``: HTTP/1.1 even when urllib3-future stands in for urllib3 (it would negotiate
   HTTP/2 by ALPN, and the requests backend announces HTTP/1.1 only); its unverified HTTPS
   pools do not emit ``InsecureRequestWarning``.
@@ -61,35 +62,17 @@ class FastreqAdapter(requests.adapters.HTTPAdapter):
 
 
 class FastreqSession(requests.Session):
-    """A session that never stores a server cookie nor replays one on a redirect.
+    """A session that never stores a server cookie and never follows a redirect: the backend
+    follows them itself, hop by hop (:mod:`fastreq.backends._redirects`)."""
 
-    ``max_redirects`` is session-wide in requests, so there is one session per value (all
-    sharing one adapter, hence one connection pool).
-    """
-
-    def __init__(self, adapter: requests.adapters.HTTPAdapter, max_redirects: int) -> None:
+    def __init__(self, adapter: requests.adapters.HTTPAdapter) -> None:
         super().__init__()
         self.trust_env = False  # fastreq decides proxies itself
-        self.max_redirects = max_redirects
         self.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
-    def rebuild_auth(
-        self, prepared_request: requests.PreparedRequest, response: requests.Response
-    ) -> None:
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
-        # requests drops the Cookie header on every hop and rebuilds it from a jar that would
-        # pick up the redirect's Set-Cookie. Send exactly the caller's cookies instead, and
-        # only while the host stays the same (like Authorization).
-        headers = prepared_request.headers
-        headers.pop("Cookie", None)
-        previous = response.request
-        cookie = previous.headers.get("Cookie")
-        if (
-            cookie
-            and previous.url is not None
-            and prepared_request.url is not None
-            and not self.should_strip_auth(previous.url, prepared_request.url)  # type: ignore[no-untyped-call]
-        ):
-            headers["Cookie"] = cookie
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        # Even with allow_redirects=False requests prepares the next hop (for
+        # Response.next), reading the whole redirect body, decoded, into memory first.
+        return None

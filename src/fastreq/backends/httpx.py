@@ -2,7 +2,8 @@
 
 httpx sets TLS verification and the proxy per client, not per request, so each combination
 a request asks for gets its own client; a request never shares connections with another
-whose ``verify_ssl`` or ``proxy`` differ.
+whose ``verify_ssl`` or ``proxy`` differ. Redirects are followed by this backend, not httpx:
+one request per hop, built by :mod:`fastreq.backends._redirects`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fastreq.backends._common import (
     outgoing_headers,
 )
 from fastreq.backends._decode import BoundedDecoder
+from fastreq.backends._redirects import DRAIN_LIMIT, REDIRECT_CODES, RedirectChain
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -42,7 +44,6 @@ from fastreq.exceptions import (
     RequestTimeoutError,
     ResponseDecodeError,
     TLSError,
-    TooManyRedirectsError,
     TransportError,
     ValidationError,
 )
@@ -86,10 +87,6 @@ def _cached_httpx_timeout(value: TimeoutLike) -> tuple[httpx.Timeout, float | No
         connect=timeout.connect, read=timeout.read, write=timeout.read, pool=timeout.pool
     )
     return limits, timeout.total
-
-
-def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
-    return a.scheme == b.scheme and a.host == b.host and a.port == b.port
 
 
 def _has_ssl_cause(exc: BaseException) -> bool:
@@ -212,74 +209,78 @@ class HttpxBackend(Backend):
 
     # -- requests --------------------------------------------------------------------------
     async def request(self, config: RequestConfig) -> NormalizedResponse:
-        url = build_url(config.url, config.params)
-        body, content_type = encode_body(config)
-        headers = outgoing_headers(config, content_type)
         limits, total = _httpx_timeout(config.timeout)
         client = await self._client(
             (config.verify_ssl, config.proxy, self._http2_enabled and config.http2)
         )
         try:
-            request = client.build_request(
-                config.method, url, content=body, headers=headers, timeout=limits
-            )
             if total is None:
-                return await self._exchange(client, request, config)
-            # httpx has no limit on the whole exchange: bound it here.
-            return await asyncio.wait_for(self._exchange(client, request, config), total)
+                return await self._exchange(client, config, limits)
+            # httpx has no limit on the whole exchange: bound it (every hop) here.
+            return await asyncio.wait_for(self._exchange(client, config, limits), total)
         except FastRequestsError:
             raise
         except Exception as exc:
             raise self._map_error(exc, config) from exc
 
     async def _exchange(
-        self, client: httpx.AsyncClient, request: httpx.Request, config: RequestConfig
+        self, client: httpx.AsyncClient, config: RequestConfig, limits: httpx.Timeout
     ) -> NormalizedResponse:
+        """Send ``config``, following redirects hop by hop (every hop's client and limits
+        are the first's: a redirect changes neither verify_ssl, proxy nor timeouts)."""
         start = time.perf_counter()
-        hops = 0
-        resent = False
-        while True:
-            try:
-                response = await client.send(request, stream=True)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-                # The connection died before any response: most likely a keep-alive
-                # connection the server dropped as it was reused. Resend an idempotent
-                # request once, on a fresh connection; never a POST.
-                if resent or request.method not in IDEMPOTENT_METHODS:
-                    raise
-                resent = True
-                continue
-            try:
-                next_request = response.next_request if config.follow_redirects else None
-                if next_request is None:
-                    content = await self._read(response, config)
-                    return NormalizedResponse(
-                        response.status_code,
-                        response.headers.multi_items(),
-                        content,
-                        url=str(response.url),
-                        http_version=response.http_version,
-                        elapsed=time.perf_counter() - start,
-                    )
-                async for _ in response.aiter_raw(_CHUNK):  # drain (undecoded: no bomb),
-                    pass  # so that the connection can be reused
-            finally:
-                await response.aclose()
-            hops += 1
-            if hops > config.max_redirects:
-                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
-            # httpx drops the Cookie header on every redirect; keep it on same-origin hops
-            # (as aiohttp and libcurl do), never send it to another origin.
-            cookie = request.headers.get("cookie")
-            same_origin = _same_origin(request.url, next_request.url)
-            if cookie is not None and same_origin:
-                next_request.headers["Cookie"] = cookie
-            if not same_origin:  # httpx strips Authorization only: no credential leaves
-                next_request.headers.pop("proxy-authorization", None)
-            if next_request.method != request.method and not next_request.content:
-                # 303 (or 301/302 on POST): now a GET without body, so no Content-Type either
-                next_request.headers.pop("content-type", None)
-            request = next_request
+        response = await self._send(client, config, limits)
+        chain: RedirectChain | None = None
+        try:
+            while response.status_code in REDIRECT_CODES and config.follow_redirects:
+                location = response.headers.get("location")
+                if location is None:
+                    break
+                if chain is None:
+                    chain = RedirectChain(config, self.name)
+                # the total timeout is wait_for's: no elapsed counted here
+                hop = chain.next_config(config, NormalizedResponse(
+                    response.status_code, {"location": location}, url=str(response.url)
+                ))
+                if hop is None:
+                    break
+                await _discard(response)
+                config = hop
+                response = await self._send(client, config, limits)
+            content = await self._read(response, config)
+        finally:
+            await response.aclose()
+        return NormalizedResponse(
+            response.status_code,
+            response.headers.multi_items(),
+            content,
+            url=str(response.url),
+            http_version=response.http_version,
+            elapsed=time.perf_counter() - start,
+        )
+
+    @staticmethod
+    async def _send(
+        client: httpx.AsyncClient, config: RequestConfig, limits: httpx.Timeout
+    ) -> httpx.Response:
+        """One hop, its body unread."""
+        body, content_type = encode_body(config)
+        request = client.build_request(
+            config.method,
+            build_url(config.url, config.params),
+            content=body,
+            headers=outgoing_headers(config, content_type),
+            timeout=limits,
+        )
+        try:
+            return await client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # The connection died before any response: most likely a keep-alive
+            # connection the server dropped as it was reused. Resend an idempotent
+            # request once, on a fresh connection; never a POST.
+            if request.method not in IDEMPOTENT_METHODS:
+                raise
+            return await client.send(request, stream=True)
 
     async def _read(self, response: httpx.Response, config: RequestConfig) -> bytes:
         encoding = response.headers.get("content-encoding")
@@ -346,9 +347,6 @@ class HttpxBackend(Backend):
         elif isinstance(exc, httpx.ConnectError):
             # Through a proxy, the only connection httpx opens itself is to the proxy.
             cls = ProxyError if config.proxy is not None else ConnectError
-        elif isinstance(exc, httpx.TooManyRedirects):
-            cls = TooManyRedirectsError
-            message = f"more than {config.max_redirects} redirects"
         elif isinstance(exc, httpx.DecodingError):
             cls = ResponseDecodeError
         elif isinstance(exc, httpx.RemoteProtocolError):
@@ -356,3 +354,19 @@ class HttpxBackend(Backend):
         else:
             cls = TransportError
         return cls(message, backend_name=self.name, url=config.url)
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Drop the body of a redirect being followed and close ``response``: read raw (never
+    decoded) up to ``DRAIN_LIMIT`` bytes so that the connection is reused; past that, or
+    on a read error (the body is dropped anyway), the connection is closed instead."""
+    size = 0
+    try:
+        async for chunk in response.aiter_raw(_CHUNK):
+            size += len(chunk)
+            if size > DRAIN_LIMIT:
+                break
+    except httpx.TransportError:
+        pass
+    finally:
+        await response.aclose()

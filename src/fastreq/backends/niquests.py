@@ -1,8 +1,9 @@
 """The niquests backend: ``niquests.AsyncSession``, async native, HTTP/2 over TLS.
 
 HTTP/2 is negotiated by ALPN on https:// URLs (plain http:// stays HTTP/1.1); HTTP/3 is off
-unless ``disable_http3=False`` is passed. niquests only has session-wide TLS verification and
-redirect limits, so the backend keeps one session per (verify_ssl, max_redirects, http2).
+unless ``disable_http3=False`` is passed. niquests only has session-wide TLS verification, so
+the backend keeps one session per (verify_ssl, http2). Redirects are followed by this backend,
+not niquests: one request per hop, built by :mod:`fastreq.backends._redirects`.
 """
 
 from __future__ import annotations
@@ -29,18 +30,20 @@ from fastreq.backends._common import (
     outgoing_headers,
 )
 from fastreq.backends._decode import BoundedDecoder
+from fastreq.backends._niquests_session import NiquestsSession
+from fastreq.backends._redirects import (
+    DRAIN_LIMIT,
+    REDIRECT_CODES,
+    RedirectChain,
+    location_text,
+)
 from fastreq.backends._urllib3_errors import (
     connection_error_class,
     is_response_parse_error,
     stale_connection_retry,
     urllib3_error_class,
 )
-from fastreq.backends.base import (
-    DEFAULT_MAX_REDIRECTS,
-    Backend,
-    NormalizedResponse,
-    RequestConfig,
-)
+from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
     ConfigurationError,
@@ -52,7 +55,6 @@ from fastreq.exceptions import (
     RequestTimeoutError,
     ResponseDecodeError,
     TLSError,
-    TooManyRedirectsError,
     TransportError,
     ValidationError,
 )
@@ -65,60 +67,11 @@ _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "soc
 _HAS_INCOMING_COOKIES = (
     "allow_incoming_cookies" in inspect.signature(niquests.AsyncSession.__init__).parameters
 )
-_SessionKey = tuple[bool, int, bool]  # verify_ssl, max_redirects, http2
+_SessionKey = tuple[bool, bool]  # verify_ssl, http2
 
 
 class _TotalTimeout(Exception):
     """The request ran past ``Timeout.total``."""
-
-
-class _QuietHTTPSPool(_urllib3.AsyncHTTPSConnectionPool):
-    """No InsecureRequestWarning for a pool that verifies nothing: ``verify_ssl=False`` is an
-    explicit choice, and a warning per connection would be noise (or an error)."""
-
-    async def _validate_conn(self, conn: Any) -> None:
-        if _urllib3.util.ssl_.resolve_cert_reqs(self.cert_reqs) != ssl.CERT_NONE:
-            await super()._validate_conn(conn)
-        else:  # urllib3-future's HTTPS check, minus the warning
-            await _urllib3.AsyncHTTPConnectionPool._validate_conn(self, conn)
-
-
-def _quiet(manager: Any) -> Any:
-    classes = manager.pool_classes_by_scheme
-    if classes.get("https") is _urllib3.AsyncHTTPSConnectionPool:  # not SOCKS' own pools
-        manager.pool_classes_by_scheme = {**classes, "https": _QuietHTTPSPool}
-    return manager
-
-
-class _QuietAdapter(niquests.adapters.AsyncHTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        _quiet(self.poolmanager)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        return _quiet(super().proxy_manager_for(proxy, **proxy_kwargs))
-
-
-class _Session(niquests.AsyncSession):
-    """An AsyncSession that never stores a server cookie nor replays one on a redirect, and
-    whose unverified HTTPS pools do not warn."""
-
-    def mount(self, prefix: str, adapter: Any) -> None:
-        if type(adapter) is niquests.adapters.AsyncHTTPAdapter:
-            adapter.__class__ = _QuietAdapter  # same state, two methods overridden
-            _quiet(adapter.poolmanager)
-        super().mount(prefix, adapter)
-
-    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-        super().rebuild_auth(prepared_request, response)
-        # niquests drops the Cookie header on every hop and rebuilds it from a jar. Send
-        # exactly the caller's cookies instead, and only while the host stays the same.
-        headers = prepared_request.headers
-        headers.pop("Cookie", None)
-        previous = response.request
-        cookie = previous.headers.get("Cookie")
-        if cookie and not self.should_strip_auth(previous.url, prepared_request.url):
-            headers["Cookie"] = cookie
 
 
 class NiquestsBackend(Backend):
@@ -155,7 +108,7 @@ class NiquestsBackend(Backend):
         }
         if _HAS_INCOMING_COOKIES:
             self._options.setdefault("allow_incoming_cookies", False)
-        self._sessions: dict[_SessionKey, _Session] = {}
+        self._sessions: dict[_SessionKey, NiquestsSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -168,7 +121,7 @@ class NiquestsBackend(Backend):
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> NiquestsBackend:
-        await self._session_for((True, DEFAULT_MAX_REDIRECTS, self._http2_enabled))
+        await self._session_for((True, self._http2_enabled))
         return self
 
     async def close(self) -> None:
@@ -182,7 +135,7 @@ class NiquestsBackend(Backend):
         if failure is not None:
             raise failure
 
-    async def _session_for(self, key: _SessionKey) -> _Session:
+    async def _session_for(self, key: _SessionKey) -> NiquestsSession:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._sessions:
@@ -200,14 +153,14 @@ class NiquestsBackend(Backend):
             self._loop = loop
         session = self._sessions.get(key)
         if session is None:
-            verify, max_redirects, http2 = key
+            verify, http2 = key
             # By default: resend an idempotent request once when its reused connection died
             # before any response; nothing else (fastreq's policy does the real retries).
             retries = stale_connection_retry(_urllib3.Retry, _urllib3.exceptions)
-            session = _Session(**{"retries": retries, **self._options, "disable_http2": not http2})
+            options = {"retries": retries, **self._options, "disable_http2": not http2}
+            session = NiquestsSession(**options)
             session.trust_env = False  # fastreq decides proxies itself
             session.verify = verify
-            session.max_redirects = max_redirects
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
             self._sessions[key] = session
         return session
@@ -232,20 +185,17 @@ class NiquestsBackend(Backend):
 
     async def request(self, config: RequestConfig) -> NormalizedResponse:
         try:
-            url = build_url(config.url, config.params)
-            body, content_type = encode_body(config)
-            headers = outgoing_headers(config, content_type)
             proxies = self._proxies(config.proxy)
             timeouts = config.timeouts
             http2 = self._http2_enabled and config.http2
-            session = await self._session_for((config.verify_ssl, config.max_redirects, http2))
+            session = await self._session_for((config.verify_ssl, http2))
             # (None, None) and not None: niquests puts a 30 s default on a missing timeout.
             limits = (None, None) if timeouts is None else (timeouts.connect, timeouts.read)
-            work = self._exchange(session, config, url, body, headers, proxies, limits)
+            work = self._exchange(session, config, proxies, limits)
             total = None if timeouts is None else timeouts.total
             if total is None:
                 return await work
-            try:
+            try:  # the whole exchange, every hop
                 return await asyncio.wait_for(work, total)
             except asyncio.TimeoutError as exc:
                 raise _TotalTimeout() from exc
@@ -254,27 +204,16 @@ class NiquestsBackend(Backend):
 
     async def _exchange(
         self,
-        session: _Session,
+        session: NiquestsSession,
         config: RequestConfig,
-        url: str,
-        body: bytes | None,
-        headers: dict[str, str],
         proxies: dict[str, str] | None,
         limits: tuple[float | None, float | None],
     ) -> NormalizedResponse:
         started = time.monotonic()
-        resp = await session.request(
-            config.method,
-            url,
-            data=body,
-            headers=headers,
-            timeout=limits,
-            allow_redirects=config.follow_redirects,
-            proxies=proxies,
-            verify=config.verify_ssl,
-            stream=True,
-        )
+        resp = await self._send(session, config, proxies, limits)
         try:
+            if resp.status_code in REDIRECT_CODES and config.follow_redirects:
+                resp, config = await self._follow(session, config, resp, proxies, limits)
             if config.stream or config.max_body_size is not None or resp.headers.get(
                 "Content-Encoding"
             ):
@@ -288,10 +227,60 @@ class NiquestsBackend(Backend):
             resp.status_code or 0,
             [] if raw is None else list(raw.headers.items()),  # repeated headers kept apart
             content,
-            url=resp.url or url,
+            url=resp.url or build_url(config.url, config.params),
             http_version=None if raw is None else _VERSIONS.get(raw.version),
             elapsed=time.monotonic() - started,
         )
+
+    async def _send(
+        self,
+        session: NiquestsSession,
+        config: RequestConfig,
+        proxies: dict[str, str] | None,
+        limits: tuple[float | None, float | None],
+    ) -> Any:
+        """One hop, its body unread (niquests never follows a redirect: see NiquestsSession)."""
+        body, content_type = encode_body(config)
+        return await session.request(
+            config.method,
+            build_url(config.url, config.params),
+            data=body,
+            headers=outgoing_headers(config, content_type),
+            timeout=limits,
+            allow_redirects=False,
+            proxies=proxies,
+            verify=config.verify_ssl,
+            stream=True,
+        )
+
+    async def _follow(
+        self,
+        session: NiquestsSession,
+        config: RequestConfig,
+        resp: Any,
+        proxies: dict[str, str] | None,
+        limits: tuple[float | None, float | None],
+    ) -> tuple[Any, RequestConfig]:
+        """The final response of a redirected request (body unread) and its hop's config."""
+        chain = RedirectChain(config, self.name)
+        try:
+            while resp.status_code in REDIRECT_CODES:
+                location = resp.headers.get("Location")
+                if location is None:
+                    break
+                # the total timeout is wait_for's: no elapsed counted here
+                hop = chain.next_config(config, NormalizedResponse(
+                    resp.status_code, {"location": location_text(location)}, url=resp.url or ""
+                ))
+                if hop is None:
+                    break
+                await _discard(resp)
+                config = hop
+                resp = await self._send(session, config, proxies, limits)
+        except BaseException:
+            await resp.close()  # closing a closed response again is harmless
+            raise
+        return resp, config
 
     async def _read_stream(self, resp: Any, config: RequestConfig) -> bytes:
         on_chunk = config.on_chunk if config.stream else None
@@ -354,9 +343,6 @@ class NiquestsBackend(Backend):
             cls = RequestTimeoutError
             total = None if config.timeouts is None else config.timeouts.total
             message = f"request exceeded its total timeout of {total} s"
-        elif isinstance(exc, errors.TooManyRedirects):
-            cls = TooManyRedirectsError
-            message = f"more than {config.max_redirects} redirects"
         elif isinstance(exc, errors.ProxyError):
             cls = ProxyError
         elif isinstance(exc, errors.SSLError):
@@ -389,3 +375,17 @@ class NiquestsBackend(Backend):
         return cls(message, backend_name=self.name, url=config.url)
 
 
+async def _discard(resp: Any) -> None:
+    """Drop the body of a redirect being followed and close ``resp``: read raw (never
+    decoded) up to ``DRAIN_LIMIT`` bytes so that the connection is reused; past that, or
+    on a read error (the body is dropped anyway), the connection is closed instead."""
+    size = 0
+    try:
+        async for chunk in await resp.iter_raw(_CHUNK):
+            size += len(chunk)
+            if size > DRAIN_LIMIT:
+                break
+    except (niquests.exceptions.RequestException, _urllib3.exceptions.HTTPError, OSError):
+        pass
+    finally:
+        await resp.close()

@@ -3,7 +3,8 @@
 ``request_sync()`` calls requests directly in the caller's thread (no event loop at all);
 ``await request()`` runs the same call in a dedicated thread pool sized for high concurrency.
 HTTP/1.1 only: ``supports_http2()`` is ``False`` and ``http2=True`` (the default everywhere in
-fastreq) is ignored without a warning.
+fastreq) is ignored without a warning. Redirects are followed by this backend, not requests:
+one request per hop, built by :mod:`fastreq.backends._redirects`, in the thread of the request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import concurrent.futures
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import requests
@@ -22,7 +23,8 @@ import urllib3
 import urllib3.exceptions
 
 from fastreq.backends._common import body_too_large, build_url, encode_body, outgoing_headers
-from fastreq.backends._decode import BoundedDecoder
+from fastreq.backends._redirects import REDIRECT_CODES, RedirectChain, location_text
+from fastreq.backends._requests_body import chunks, discard, normalize
 from fastreq.backends._requests_errors import (
     PoolTimeout,
     TotalTimeout,
@@ -33,12 +35,7 @@ from fastreq.backends._requests_errors import (
 from fastreq.backends._requests_plan import RequestPlan, close_response_of, expire_if_queued
 from fastreq.backends._requests_session import FastreqAdapter, FastreqSession
 from fastreq.backends._urllib3_errors import stale_connection_retry
-from fastreq.backends.base import (
-    DEFAULT_MAX_REDIRECTS,
-    Backend,
-    NormalizedResponse,
-    RequestConfig,
-)
+from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
     ConfigurationError,
@@ -47,9 +44,7 @@ from fastreq.exceptions import (
 
 __all__ = ["RequestsBackend"]
 
-_CHUNK = 64 * 1024
 _DEFAULT_WORKERS = 256
-_VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
 
 
@@ -101,7 +96,7 @@ class RequestsBackend(Backend):
         }
         self._lock = threading.Lock()
         self._adapter: requests.adapters.HTTPAdapter | None = None
-        self._sessions: dict[int, FastreqSession] = {}
+        self._session: FastreqSession | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
@@ -114,11 +109,11 @@ class RequestsBackend(Backend):
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> RequestsBackend:
-        self._session_for(DEFAULT_MAX_REDIRECTS)
+        self._get_session()
         return self
 
     def __enter__(self) -> RequestsBackend:
-        self._session_for(DEFAULT_MAX_REDIRECTS)
+        self._get_session()
         return self
 
     async def close(self) -> None:
@@ -131,7 +126,7 @@ class RequestsBackend(Backend):
         with self._lock:
             adapter, self._adapter = self._adapter, None
             executor, self._executor = self._executor, None
-            self._sessions = {}
+            self._session = None
         if executor is not None:
             # Threads of abandoned requests finish on their own (bounded by their read
             # timeout) and close their responses; nothing waits for them here.
@@ -139,17 +134,16 @@ class RequestsBackend(Backend):
         if adapter is not None:
             adapter.close()
 
-    def _session_for(self, max_redirects: int) -> FastreqSession:
-        session = self._sessions.get(max_redirects)
+    def _get_session(self) -> FastreqSession:
+        session = self._session
         if session is not None:
             return session
         with self._lock:
-            session = self._sessions.get(max_redirects)
+            session = self._session
             if session is None:
                 if self._adapter is None:
                     self._adapter = FastreqAdapter(**self._adapter_options)
-                session = FastreqSession(self._adapter, max_redirects)
-                self._sessions[max_redirects] = session
+                session = self._session = FastreqSession(self._adapter)
             return session
 
     def _get_executor(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -165,21 +159,15 @@ class RequestsBackend(Backend):
 
     # -- sending ---------------------------------------------------------------------------
     def _plan(self, config: RequestConfig) -> RequestPlan:
-        url = build_url(config.url, config.params)
-        body, content_type = encode_body(config)
-        headers = outgoing_headers(config, content_type)
         timeouts = config.timeouts
         now = time.monotonic()
         total = None if timeouts is None else timeouts.total
-        return RequestPlan(
-            url,
-            body,
-            headers,
-            self._proxies(config.proxy),
-            timeouts,
-            now,
+        plan = RequestPlan(
+            "", None, {}, self._proxies(config.proxy), timeouts, now,
             None if total is None else now + total,
         )
+        _encode(plan, config)
+        return plan
 
     def _proxies(self, proxy: str | None) -> dict[str, str] | None:
         if proxy is None:
@@ -198,15 +186,40 @@ class RequestsBackend(Backend):
         return {"http": proxy, "https": proxy}
 
     def _open(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
-        """Send the request and return the response with its body still unread."""
-        session = self._session_for(config.max_redirects)
-        return session.request(
+        """Send the request, following redirects hop by hop (in this thread); returns the
+        final response with its body still unread. ``plan`` keeps the first hop's deadline."""
+        resp = self._send(config, plan)
+        chain: RedirectChain | None = None
+        while resp.status_code in REDIRECT_CODES and config.follow_redirects:
+            location = resp.headers.get("Location")
+            if location is None or plan.abandoned:
+                break
+            if chain is None:
+                chain = RedirectChain(config, self.name)
+            try:  # the total timeout is plan.deadline's: no elapsed counted here
+                hop = chain.next_config(config, NormalizedResponse(
+                    resp.status_code, {"location": location_text(location)}, url=resp.url or ""
+                ))
+            except BaseException:
+                resp.close()
+                raise
+            if hop is None:
+                break
+            discard(resp, plan)
+            config = hop
+            _encode(plan, hop)
+            resp = self._send(hop, plan)
+        return resp
+
+    def _send(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
+        """One hop: requests never follows a redirect (see FastreqSession)."""
+        return self._get_session().request(
             config.method,
             plan.url,
             data=plan.body,
             headers=plan.headers,
             timeout=plan.library_timeout(),
-            allow_redirects=config.follow_redirects,
+            allow_redirects=False,
             proxies=plan.proxies,
             verify=config.verify_ssl,
             stream=True,
@@ -221,7 +234,7 @@ class RequestsBackend(Backend):
     ) -> bytes:
         parts: list[bytes] = []
         size, cap = 0, config.max_body_size
-        for chunk in _chunks(resp, config, self.name):
+        for chunk in chunks(resp, config, self.name):
             if plan.abandoned:
                 return b""
             if on_chunk is None:
@@ -250,7 +263,7 @@ class RequestsBackend(Backend):
             content = self._read(resp, config, plan, on_chunk)
         finally:
             resp.close()
-        return _normalize(resp, content, started)
+        return normalize(resp, content, started)
 
     def request_sync(self, config: RequestConfig) -> NormalizedResponse:
         """Send one request from sync code: requests is called directly, no event loop."""
@@ -337,12 +350,12 @@ class RequestsBackend(Backend):
         resp: requests.Response = await self._in_thread(
             plan, close_response_of, self._open, config, plan, first=True
         )
-        chunks = _chunks(resp, config, self.name)
+        body = chunks(resp, config, self.name)
         executor = self._get_executor()
         future: concurrent.futures.Future[bytes | None] | None = None
         try:
             while True:
-                future = executor.submit(next, chunks, None)
+                future = executor.submit(next, body, None)
                 chunk = await asyncio.wrap_future(future)
                 if chunk is None:
                     break
@@ -355,7 +368,7 @@ class RequestsBackend(Backend):
                 resp.close()
             else:  # a read is still running in its thread: close once it is over
                 future.add_done_callback(lambda _: resp.close())
-        return _normalize(resp, b"", started)
+        return normalize(resp, b"", started)
 
     def _deliver(
         self, on_chunk: Callable[[bytes], object], chunk: bytes, config: RequestConfig
@@ -373,37 +386,8 @@ class RequestsBackend(Backend):
         return map_error(exc, config, self.name)
 
 
-def _chunks(resp: requests.Response, config: RequestConfig, name: str) -> Iterator[bytes]:
-    """The decoded body in chunks. urllib3 inflates a zstd frame whole, so a compressed
-    body is read raw and decoded by _decode's bounded decoder (pieces of 64 KiB)."""
-    encoding = resp.headers.get("Content-Encoding")
-    if not encoding:
-        return resp.iter_content(_CHUNK)
-    return _decoded(resp, BoundedDecoder(encoding, None, backend_name=name, url=config.url))
-
-
-def _decoded(resp: requests.Response, decoder: BoundedDecoder) -> Iterator[bytes]:
-    errors = urllib3.exceptions
-    try:
-        for chunk in resp.raw.stream(_CHUNK, decode_content=False):
-            yield from decoder.feed(chunk)
-    # wrapped as requests' iter_content does, for map_error
-    except errors.ProtocolError as exc:
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except errors.ReadTimeoutError as exc:
-        raise requests.exceptions.ConnectionError(exc) from exc
-    except errors.SSLError as exc:
-        raise requests.exceptions.SSLError(exc) from exc
-    yield from decoder.flush()
-
-
-def _normalize(resp: requests.Response, content: bytes, started: float) -> NormalizedResponse:
-    raw = resp.raw
-    return NormalizedResponse(
-        resp.status_code,
-        list(raw.headers.items()),  # urllib3's items() keeps repeated headers apart
-        content,
-        url=resp.url,
-        http_version=_VERSIONS.get(getattr(raw, "version", 0)),
-        elapsed=time.monotonic() - started,
-    )
+def _encode(plan: RequestPlan, config: RequestConfig) -> None:
+    """Put ``config``'s URL, body and headers, encoded, into ``plan``."""
+    plan.url = build_url(config.url, config.params)
+    plan.body, content_type = encode_body(config)
+    plan.headers = outgoing_headers(config, content_type)
