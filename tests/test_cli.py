@@ -222,6 +222,19 @@ def test_fetch_no_redirects_and_no_body(demo_server: DemoServer) -> None:
     assert (line["status"], line["body"]) == (302, None)
 
 
+def test_fetch_redirect_and_body_limits(demo_server: DemoServer) -> None:
+    urls = [demo_server.url("/redirect/9"), demo_server.url("/item/1")]
+    proc = run_cli("fetch", "--max-redirects", "0", "--max-body-size", "10", "--retries", "0",
+                   stdin="\n".join(urls))
+    assert proc.returncode == 1, proc.stderr
+    hops, big = by_index(jsonl(proc.stdout))
+    assert "TooManyRedirectsError" in hops["error"], hops
+    assert "ResponseDecodeError" in big["error"] and "10 bytes" in big["error"], big
+    ok = run_cli("fetch", "--max-redirects", "1", "--max-body-size", "0", stdin=urls[0])
+    assert ok.returncode == 0, ok.stderr
+    assert jsonl(ok.stdout)[0]["status"] == 200
+
+
 def test_fetch_failures_exit_1(demo_server: DemoServer) -> None:
     refused = f"http://127.0.0.1:{closed_port()}/"
     urls = [demo_server.url("/item/1"), refused, demo_server.url("/fail/1")]

@@ -28,7 +28,6 @@ from fastreq.exceptions import (
 from fastreq.timeouts import Timeout
 
 from ._faults import FaultServer, run_one
-from ._known import known_gap
 from ._server import TestServer
 
 BASE = "http://a.example/dir/page?x=1"
@@ -287,10 +286,6 @@ def test_redirect_to_an_invalid_url_is_an_error(
 
 # -- the body of a followed redirect -------------------------------------------------------
 
-_CURL_READS_REDIRECT_BODIES = {
-    "curl": "libcurl reads (and decodes) a redirect's whole body into the transfer, so "
-    "max_body_size applies to it; it should stop at _redirects.DRAIN_LIMIT raw bytes"
-}
 
 
 def test_small_redirect_body_is_drained_and_its_connection_reused(
@@ -307,7 +302,6 @@ def test_small_redirect_body_is_drained_and_its_connection_reused(
 def test_compressed_redirect_body_is_never_decoded(
     request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
 ) -> None:
-    known_gap(request, backend_name, _CURL_READS_REDIRECT_BODIES)
     # decoded, it would be 200 MiB (over max_body_size): dropped raw, it is nothing
     out = run_one(backend_name, faults.url + "/redirect?to=/ok&bomb=gzip", max_body_size=1000)
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)
@@ -317,7 +311,6 @@ def test_compressed_redirect_body_is_never_decoded(
 def test_endless_redirect_body_is_not_read_to_its_end(
     request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
 ) -> None:
-    known_gap(request, backend_name, _CURL_READS_REDIRECT_BODIES)
     out = run_one(backend_name, faults.url + "/redirect-endless", limit=5.0)
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)
     assert out.content == b"ok"

@@ -49,6 +49,8 @@ class FetchOptions(TypedDict, total=False):
     proxy_cooldown: float
     when_proxies_exhausted: str
     persist_cookies: bool
+    max_redirects: int
+    max_body_size: int | None
     user_agents: Iterable[str] | str | os.PathLike[str] | None
     progress: bool
     progress_callback: ProgressCallback | None

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastreq._models import Request, ReturnType
 from fastreq.backends._common import json_bytes
-from fastreq.backends.base import RequestConfig
+from fastreq.backends.base import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_REDIRECTS, RequestConfig
 from fastreq.exceptions import ValidationError
 from fastreq.timeouts import Timeout, TimeoutLike
 from fastreq.utils.headers import UserAgentPool, merge_headers
@@ -73,6 +73,8 @@ class RequestDefaults:
     follow_redirects: bool
     verify_ssl: bool
     user_agents: UserAgentPool | None
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    max_body_size: int | None = DEFAULT_MAX_BODY_SIZE
 
 
 class Plan:
@@ -174,6 +176,7 @@ class Plan:
         cookies, timeout, proxy = self.cookies, self.timeout, self.proxy
         d = self.defaults
         http2, follow, verify = d.http2, d.follow_redirects, d.verify_ssl
+        hops, cap = d.max_redirects, d.max_body_size
         pick_ua = self._ua.random if self._ua is not None else None
         base_headers = self.headers
 
@@ -193,7 +196,7 @@ class Plan:
                 return RequestConfig(
                     item if item.isascii() else to_ascii_url(item),
                     method, params, data, json, headers_for(None), cookies, timeout,
-                    proxy, http2, False, follow, verify,
+                    proxy, http2, False, follow, verify, hops, None, cap,
                 )
             req: Request = item
             item_headers = validate_headers(req.headers) if req.headers else None
@@ -212,6 +215,9 @@ class Plan:
                 False,
                 follow,
                 verify,
+                hops,
+                None,
+                cap,
             )
 
         return make

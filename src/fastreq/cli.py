@@ -28,6 +28,7 @@ from fastreq._cli_stream import count_inputs, file_input, stdin_input, stream_fe
 from fastreq._demo_server import ROUTES, DemoServer
 from fastreq._inputs import FileInput
 from fastreq.backends import _REGISTRY, AUTO_ORDER, available_backends
+from fastreq.backends.base import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_REDIRECTS
 from fastreq.exceptions import ConfigurationError, ValidationError
 
 __all__ = ["cli", "main"]
@@ -151,6 +152,12 @@ def demo(count: int, concurrency: int, backend: str, rate_limit: float | None,
               type=click.Path(file_okay=False),
               help="Stream each body to a file in DIR (created); lines carry its \"path\".")
 @click.option("--no-redirects", is_flag=True, help="Return 3xx responses as they are.")
+@click.option("--max-redirects", type=click.IntRange(min=0), default=DEFAULT_MAX_REDIRECTS,
+              show_default=True, metavar="N", help="Redirect hops per input before it fails.")
+@click.option("--max-body-size", type=click.IntRange(min=0), default=DEFAULT_MAX_BODY_SIZE,
+              show_default=True, metavar="BYTES",
+              help="Decoded body held per response; a bigger one (a decompression bomb) fails "
+                   "that input. 0: no cap. --download-dir bodies are streamed, never capped.")
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--no-body", is_flag=True, help="Write \"body\": null (statuses only).")
 @click.option("--progress/--no-progress", default=None,
@@ -162,8 +169,8 @@ def fetch(source: str, output: str, concurrency: int, per_host_concurrency: int 
           method: str | None, headers: tuple[str, ...], data: str | None,
           json_body: str | None, proxy: str | None, proxies_file: str | None,
           journal: str | None, retry_failed: bool, download_dir: str | None,
-          no_redirects: bool, insecure: bool, no_body: bool, progress: bool | None,
-          quiet: bool) -> None:
+          no_redirects: bool, max_redirects: int, max_body_size: int, insecure: bool,
+          no_body: bool, progress: bool | None, quiet: bool) -> None:
     if data is not None and json_body is not None:
         raise click.UsageError("give either --data or --json, not both")
     if retry_failed and journal is None:
@@ -188,7 +195,8 @@ def fetch(source: str, output: str, concurrency: int, per_host_concurrency: int 
         "per_host_rate_limit": per_host_rate_limit, "per_host_burst": per_host_burst,
         "timeout": timeout or None, "headers": header_map,
         "follow_redirects": not no_redirects, "verify_ssl": not insecure,
-        "proxies": proxies_file,
+        "proxies": proxies_file, "max_redirects": max_redirects,
+        "max_body_size": max_body_size or None,
     }
     has_body = data is not None or json_body is not None
     stream_options: dict[str, Any] = {

@@ -31,7 +31,8 @@ from collections.abc import (
 )
 from typing import IO, Any
 
-from fastreq._batch import BatchSetup, extract_value, run_batch, shape_results
+from fastreq._batch import BatchSetup, extract_value, shape_results
+from fastreq._curl_lane import run_batch_fast
 from fastreq._download import RestartingBackend, StreamCallback
 from fastreq._execute import Executor
 from fastreq._inputs import FileInput, is_async_input, normalize_input
@@ -41,11 +42,11 @@ from fastreq._models import Request, Result, ReturnType
 from fastreq._plan import Plan, RequestDefaults
 from fastreq._stream import collect, make_plan, plan_options, prepare, stream_results
 from fastreq.backends import create_backend
-from fastreq.backends.base import Backend
+from fastreq.backends.base import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_REDIRECTS, Backend
 from fastreq.config import DEFAULT_TIMEOUT, GlobalConfig
 from fastreq.exceptions import ConfigurationError
 from fastreq.timeouts import Timeout, TimeoutLike
-from fastreq.utils.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
+from fastreq.utils.circuit_breaker import CircuitBreakerConfig, breaker_from_option
 from fastreq.utils.cookies import CookieJar
 from fastreq.utils.headers import UserAgentPool
 from fastreq.utils.logging import enable_debug
@@ -53,7 +54,12 @@ from fastreq.utils.progress import Progress, ProgressCallback
 from fastreq.utils.proxies import proxy_pool_from_option
 from fastreq.utils.rate_limiter import AsyncRateLimiter, HostLimit, RateLimitConfig
 from fastreq.utils.retry import RetryConfig, RetryPolicy
-from fastreq.utils.validators import validate_concurrency, validate_cookies, validate_headers
+from fastreq.utils.validators import (
+    validate_concurrency,
+    validate_cookies,
+    validate_headers,
+    validate_limit,
+)
 
 __all__ = ["FastRequests", "ParallelRequests", "extract_value"]
 
@@ -88,6 +94,8 @@ class FastRequests:
     - ``timeout``: 10 s connect / 60 s total by default (``DEFAULT_TIMEOUT``), ``None`` waits
       forever;
     - ``persist_cookies``: keep server cookies per host between requests (on by default);
+    - ``max_redirects`` (20) and ``max_body_size`` (100 MiB of decoded body per response,
+      ``None``: no cap): a longer redirect chain or a bigger body fails that input;
     - ``user_agents``: your own list or file of user agents;
     - ``progress`` (a live bar on stderr) and ``progress_callback(done, total)``;
     - ``sleep`` and ``clock``: the time sources of backoff, limiters, breaker and proxy
@@ -125,6 +133,8 @@ class FastRequests:
         proxy_cooldown: float = 60.0,
         when_proxies_exhausted: str = "wait",
         persist_cookies: bool = True,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
         user_agents: Iterable[str] | str | os.PathLike[str] | None = None,
         progress: bool = False,
         progress_callback: ProgressCallback | None = None,
@@ -173,19 +183,7 @@ class FastRequests:
             HostLimit(per_host_concurrency, per_host_rate_limit, per_host_burst),
             host_limits, self.concurrency, clock=self._clock, sleep=self._sleep,
         )
-        if circuit_breaker is True:
-            circuit_breaker = CircuitBreakerConfig()
-        elif circuit_breaker is False:
-            circuit_breaker = None
-        if circuit_breaker is not None and not isinstance(circuit_breaker, CircuitBreakerConfig):
-            raise ConfigurationError(
-                "circuit_breaker must be True, False, None or a CircuitBreakerConfig, "
-                f"got {circuit_breaker!r}"
-            )
-        self._breaker = (
-            CircuitBreaker(circuit_breaker, clock=self._clock)
-            if circuit_breaker is not None else None
-        )
+        self._breaker = breaker_from_option(circuit_breaker, clock=self._clock)
         self._proxy_pool = proxy_pool_from_option(
             proxies, random_order=random_proxy, cooldown=proxy_cooldown,
             when_exhausted=when_proxies_exhausted, clock=self._clock, sleep=self._sleep,
@@ -212,6 +210,8 @@ class FastRequests:
             follow_redirects=follow_redirects,
             verify_ssl=verify_ssl,
             user_agents=ua_pool,
+            max_redirects=validate_limit(max_redirects, "max_redirects"),
+            max_body_size=validate_limit(max_body_size, "max_body_size", allow_none=True),
         )
         self.verbose = verbose
         self.return_none_on_failure = return_none_on_failure
@@ -302,7 +302,7 @@ class FastRequests:
             async with self._session():
                 setup = self._batch_setup(plan.count, restarting=not options.plain)
                 options.fill(setup, plan.key_for)
-                results, failures = await run_batch(plan, setup, options.rtype, parse_func)
+                results, failures = await run_batch_fast(self, plan, setup, options, parse_func)
         return shape_results(
             plan, results, failures, none_on_failure=self.return_none_on_failure,
             verbose=self.verbose,

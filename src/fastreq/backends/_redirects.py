@@ -86,7 +86,10 @@ def resolve_location(url: str, location: str) -> str:
     """
     location = location.strip()
     # with a scheme it is absolute: urljoin would read "http:x" or "http://" as relative
-    target = location if urlsplit(location).scheme else urljoin(url, location)
+    try:
+        target = location if urlsplit(location).scheme else urljoin(url, location)
+    except ValueError as exc:  # "http://[::1": urllib's "Invalid IPv6 URL"
+        raise ValidationError(f"invalid URL ({exc}): {location!r}") from None
     if _UNSAFE.search(target):
         target = _UNSAFE.sub(_percent, target)
     if not target.isascii():

@@ -72,6 +72,7 @@ __all__ = ["CurlBackend"]
 _URL = pycurl.URL
 _RESPONSE_CODE = pycurl.RESPONSE_CODE
 _TOTAL_TIME = pycurl.TOTAL_TIME
+_FILESIZE_EXCEEDED: int = pycurl.E_FILESIZE_EXCEEDED
 _REDIRECT_CODES = REDIRECT_CODES
 _TOO_MANY_REDIRECTS = 47  # libcurl's CURLE_TOO_MANY_REDIRECTS: the code of the error
 _CONTENT_TYPE = pycurl.CONTENT_TYPE
@@ -217,9 +218,7 @@ class CurlBackend(Backend):
                     engine.abandon(h)
                     raise
                 try:
-                    if code:
-                        raise self._error(h, code, url, config)
-                    response = self._response(h, url)
+                    response = self._finish(h, code, url, config)
                 finally:
                     engine.release(h)
             if response.status_code in _REDIRECT_CODES and config.follow_redirects:
@@ -260,9 +259,7 @@ class CurlBackend(Backend):
                 engine.abandon(h)
                 raise
             try:
-                if code:
-                    raise self._error(h, code, url, config)
-                return self._response(h, url)
+                return self._finish(h, code, url, config)
             finally:
                 engine.release(h)
         finally:
@@ -306,6 +303,19 @@ class CurlBackend(Backend):
         apply_all(h, config, url, h2=self._h2, http3=self._http3, ca_bundle=self._ca_bundle)
 
     # -- results ------------------------------------------------------------------------
+    def _finish(self, h: Easy, code: int, url: str, config: RequestConfig) -> NormalizedResponse:
+        """The response of a finished transfer, or its error raised."""
+        if not code:
+            return self._response(h, url)
+        if code == _FILESIZE_EXCEEDED and config.follow_redirects:
+            # A redirect's body is dropped anyway: cut short at max_body_size, it is no error
+            # (a bomb or an endless body in a 3xx costs at most the cap, never decoded whole).
+            h.chunks.clear()
+            response = self._response(h, url)
+            if response.status_code in _REDIRECT_CODES and response.has_header("location"):
+                return response
+        raise self._error(h, code, url, config)
+
     @staticmethod
     def _response(h: Easy, url: str) -> NormalizedResponse:
         getinfo = h.getinfo

@@ -133,3 +133,21 @@ class CircuitBreaker:
             self._hosts.clear()
         else:
             self._hosts.pop(host, None)
+
+
+def breaker_from_option(
+    option: CircuitBreakerConfig | bool | None, *, clock: Callable[[], float]
+) -> CircuitBreaker | None:
+    """The client's ``circuit_breaker=`` option: ``True`` (defaults), a config, or off."""
+    if option is True:
+        option = CircuitBreakerConfig()
+    elif option is False:
+        option = None
+    if option is None:
+        return None
+    if not isinstance(option, CircuitBreakerConfig):
+        raise ConfigurationError(
+            "circuit_breaker must be True, False, None or a CircuitBreakerConfig, "
+            f"got {option!r}"
+        )
+    return CircuitBreaker(option, clock=clock)

@@ -191,6 +191,16 @@ def validate_keys(keys: object, count: int) -> list[Hashable]:
     return key_list
 
 
+def validate_limit(value: Any, name: str, *, allow_none: bool = False) -> Any:
+    """An int >= 0 (``None`` too when ``allow_none``): a count or size limit option."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        what = "an int >= 0" + (" or None" if allow_none else "")
+        raise ConfigurationError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
 def validate_concurrency(value: Any, name: str = "concurrency") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
