@@ -113,10 +113,18 @@ def _run_async(factory: Callable[[], Awaitable[Outcome]], loop: str) -> Outcome:
 
 
 # -- raw peers ----------------------------------------------------------------------------
-def raw_pycurl(spec: Spec) -> Outcome:
+def raw_pycurl(spec: Spec, same_request: bool = False) -> Outcome:
     """The reference: pycurl CurlMulti + perform() + select(), handles reused (as in
-    bench/curl_raw.py)."""
+    bench/curl_raw.py). ``same_request``: the request fastreq sends and the response it
+    keeps (a rotating real User-Agent, Accept-Encoding offered, timeouts set, every header
+    line captured), so the ratio measures fastreq's own overhead only."""
     import pycurl
+
+    agents: Any = None
+    if same_request:
+        from fastreq.utils.headers import UserAgentPool
+
+        agents = UserAgentPool().random
 
     url, n, conc = spec["url"], spec["n"], spec["conc"]
     multi = pycurl.CurlMulti()
@@ -134,6 +142,13 @@ def raw_pycurl(spec: Spec) -> Outcome:
             c.setopt(pycurl.PIPEWAIT, 1)
         else:
             c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        if same_request:
+            c.hdrs = []
+            c.setopt(pycurl.HEADERFUNCTION, c.hdrs.append)
+            c.setopt(pycurl.ACCEPT_ENCODING, "")
+            c.setopt(pycurl.HTTPHEADER, ["Expect:"])
+            c.setopt(pycurl.CONNECTTIMEOUT_MS, 10_000)
+            c.setopt(pycurl.TIMEOUT_MS, 60_000)
         handles.append(c)
     free = list(handles)
     started = done = errors = nbytes = 0
@@ -142,6 +157,9 @@ def raw_pycurl(spec: Spec) -> Outcome:
         while free and started < n:
             c = free.pop()
             c.body.clear()
+            if agents is not None:
+                c.hdrs.clear()
+                c.setopt(pycurl.USERAGENT, agents())
             c.setopt(pycurl.URL, url)
             multi.add_handle(c)
             started += 1
@@ -272,6 +290,18 @@ def _fastreq_backend(spec: Spec, backend: str) -> Any:
     return backend
 
 
+def fastreq_general(spec: Spec) -> Outcome:
+    """``fastreq_pipeline`` on the curl backend with the fast lane switched off: the general
+    path (a coroutine per request), which journaled, limited or streamed batches take."""
+    from fastreq import _curl_lane
+
+    _curl_lane.enabled = False
+    try:
+        return fastreq_pipeline(spec, "curl")
+    finally:
+        _curl_lane.enabled = True
+
+
 def fastreq_pipeline(spec: Spec, backend: str, journal: bool = False) -> Outcome:
     """The whole pipeline: ``fastreq_async(urls, backend=..., concurrency=...)``, defaults on
     (retries armed, ordering, result parsing); JSON parsed by fastreq, bytes measured by a
@@ -397,6 +427,8 @@ CLIENTS: dict[str, Client] = {
         f"fastreq-{b}": Client(f"fastreq ({b})", partial(fastreq_pipeline, backend=b))
         for b in BACKENDS
     },
+    "fastreq-curl-general": Client("fastreq (curl), general path: lane off (diagnostic)",
+                                   fastreq_general),
     "fastreq-curl-journal": Client("fastreq (curl) with journal",
                                    partial(fastreq_pipeline, backend="curl", journal=True)),
     **{
@@ -409,6 +441,8 @@ CLIENTS: dict[str, Client] = {
     "backend-aiohttp": Client("aiohttp backend alone, no pipeline (diagnostic)",
                               partial(backend_alone, backend="aiohttp")),
     "raw-pycurl": Client("raw pycurl CurlMulti select loop", raw_pycurl),
+    "raw-pycurl-same": Client("raw pycurl select loop, fastreq's request (UA, Accept-Encoding, "
+                              "headers kept)", partial(raw_pycurl, same_request=True)),
     "raw-aiohttp": Client("raw aiohttp", raw_aiohttp),
     "raw-aiohttp-uvloop": Client("raw aiohttp + uvloop", partial(raw_aiohttp, loop="uvloop")),
     "raw-httpx": Client("raw httpx AsyncClient", raw_httpx),

@@ -15,8 +15,8 @@ on exit, error or Ctrl-C), pins nginx to one core and each client run to another
 and peak RSS are that client's own. Workloads:
 
 1. ``small``: GET a ~100-byte JSON file over HTTP/1.1 keep-alive, concurrency 64, every body
-   read and parsed (plus ``fastreq-curl-journal``: the same with ``journal=``, a new SQLite
-   journal per run, to show the journal's cost);
+   read and parsed (plus, on this workload only, ``raw-pycurl-same``, ``fastreq-curl-general``
+   and ``fastreq-curl-journal``: see bench/README.md);
 2. ``large``: 1 MiB downloads at concurrency 16 (MB/s), plus fastreq backends streaming each
    body to a file, to show memory stays flat;
 3. ``h2``: HTTPS + HTTP/2 against nginx with a self-signed CA: fastreq's curl backend with
@@ -91,7 +91,9 @@ def log(msg: str = "") -> None:
 SMALL_CLIENTS = [
     ("wrk", "wrk (C, the loopback limit)"),
     ("raw-pycurl", None),
+    ("raw-pycurl-same", None),  # the same request bytes and kept headers as fastreq's
     ("fastreq-curl", None),
+    ("fastreq-curl-general", None),  # the lane off: what journaled/limited batches take
     ("fastreq-curl-journal", None),  # small workload only: the journal's cost per request
     ("backend-curl", None),
     ("fastreq-aiohttp", None),
@@ -105,6 +107,8 @@ SMALL_CLIENTS = [
     ("raw-niquests", None),
     ("raw-requests", None),
 ]
+#: diagnostics of the small workload only (per-request costs)
+SMALL_ONLY = frozenset({"raw-pycurl-same", "fastreq-curl-general", "fastreq-curl-journal"})
 LARGE_EXTRA = [("fastreq-curl-stream", None), ("fastreq-aiohttp-stream", None)]
 
 
@@ -153,7 +157,7 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
                  "conc": 16, "expect_len": LARGE_SIZE, "expect_body": body,
                  "warmup_url": small_url},
             )
-            for c, given in SMALL_CLIENTS + LARGE_EXTRA if not c.endswith("-journal")
+            for c, given in SMALL_CLIENTS + LARGE_EXTRA if c not in SMALL_ONLY
         ],
         mbps=True,
         growth=True,
@@ -241,8 +245,12 @@ def ratios(rows: dict[str, Row]) -> list[Ratio]:
 
 def info_ratios(rows: dict[str, Row]) -> list[tuple[str, float]]:
     return [
-        ("small: fastreq(curl) with journal / fastreq(curl) (the journal's cost)",
-         ratio_of(rows, "small/fastreq-curl-journal", "small/fastreq-curl")),
+        ("small: fastreq(curl) with journal / general path (the journal's cost)",
+         ratio_of(rows, "small/fastreq-curl-journal", "small/fastreq-curl-general")),
+        ("small: fastreq(curl) lane / general path (the fast lane's gain)",
+         ratio_of(rows, "small/fastreq-curl", "small/fastreq-curl-general")),
+        ("small: fastreq(curl) / raw pycurl sending fastreq's request",
+         ratio_of(rows, "small/fastreq-curl", "small/raw-pycurl-same")),
         ("small: fastreq(curl) / curl backend alone (the pipeline's share)",
          ratio_of(rows, "small/fastreq-curl", "small/backend-curl")),
         ("small: curl backend alone / raw pycurl select loop (the engine's share)",

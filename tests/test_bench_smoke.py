@@ -119,8 +119,8 @@ def test_workloads_and_only(run: ModuleType) -> None:
     workloads = run.build_workloads(args, None)
     assert [w.key for w in workloads] == ["small", "h2"]
     small = {e.client: e.n for e in workloads[0].entries}
-    assert set(small) == {"raw-pycurl", "raw-aiohttp", "raw-aiohttp-uvloop", "raw-httpx",
-                          "raw-niquests", "raw-requests"}
+    assert set(small) == {"raw-pycurl", "raw-pycurl-same", "raw-aiohttp", "raw-aiohttp-uvloop",
+                          "raw-httpx", "raw-niquests", "raw-requests"}
     assert small["raw-pycurl"] == 5000 and small["raw-httpx"] < 5000
     assert all(e.n == 1000 for e in workloads[1].entries)
 
@@ -128,11 +128,18 @@ def test_workloads_and_only(run: ModuleType) -> None:
 def test_journal_row_in_the_small_workload_only(run: ModuleType) -> None:
     workloads = {w.key: w for w in run.build_workloads(run.parse_args(["--quick"]), None)}
     small = [e.client for e in workloads["small"].entries]
-    assert small[small.index("fastreq-curl") + 1] == "fastreq-curl-journal"  # side by side
-    assert "fastreq-curl-journal" not in [e.client for e in workloads["large"].entries]
-    rows = {"small/fastreq-curl-journal": _row(run, 900.0), "small/fastreq-curl": _row(run, 1000.0)}
+    at = small.index("fastreq-curl")  # side by side: lane, general path, general + journal
+    assert small[at:at + 3] == ["fastreq-curl", "fastreq-curl-general", "fastreq-curl-journal"]
+    assert small[at - 1] == "raw-pycurl-same"
+    large = [e.client for e in workloads["large"].entries]
+    assert not {"fastreq-curl-journal", "fastreq-curl-general", "raw-pycurl-same"} & set(large)
+    rows = {"small/fastreq-curl-journal": _row(run, 900.0),
+            "small/fastreq-curl-general": _row(run, 1000.0),
+            "small/fastreq-curl": _row(run, 1500.0), "small/raw-pycurl-same": _row(run, 2000.0)}
     info = dict(run.info_ratios(rows))
-    assert info["small: fastreq(curl) with journal / fastreq(curl) (the journal's cost)"] == 0.9
+    assert info["small: fastreq(curl) with journal / general path (the journal's cost)"] == 0.9
+    assert info["small: fastreq(curl) lane / general path (the fast lane's gain)"] == 1.5
+    assert info["small: fastreq(curl) / raw pycurl sending fastreq's request"] == 0.75
 
 
 def _row(run: ModuleType, rps: float) -> Any:
