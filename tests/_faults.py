@@ -10,7 +10,7 @@ Paths (``?`` parameters optional):
 - ``/echo``                  200 JSON: method, path, headers, body (keep-alive)
 - ``/reset``                 reads the request, then resets the connection (RST)
 - ``/reset-mid-body``        headers and half the body, then RST
-- ``/close-before-status``   reads the request, closes without a byte
+- ``/close-before-status``   reads the request, closes without a byte (``?after=s``: s later)
 - ``/short-body``            ``Content-Length: 100``, 10 bytes, close
 - ``/conflicting-length``    ``Content-Length: 5`` and ``Content-Length: 10``
 - ``/bad-chunked``           a chunk size that is not hex
@@ -27,7 +27,8 @@ Paths (``?`` parameters optional):
 - ``/chain5``                five gzip layers (allowed)
 - ``/loop``                  302 to itself
 - ``/redirect?to=URL&status=N``  redirect (302 by default) to ``URL``; ``&body=N``: with a
-                             body of N bytes, ``&bomb=gzip``: with a ``/bomb/gzip`` body
+                             body of N bytes, ``&bomb=gzip``: with a ``/bomb/gzip`` body,
+                             ``&drip=N``: with a body of N bytes sent one per ``interval``
 - ``/redirect-endless``      302 to ``/ok`` whose body never ends (10 GB promised)
 """
 
@@ -219,6 +220,7 @@ class FaultServer(StreamServer):
             _reset(writer)
             return False
         elif path == "/close-before-status":
+            await asyncio.sleep(float(query.get("after", "0")))
             return False
         elif path == "/short-body":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
@@ -277,7 +279,16 @@ class FaultServer(StreamServer):
             if "bomb" in query:  # a compressed body that would inflate to BOMB_SIZE
                 extra += f"Content-Encoding: {query['bomb']}\r\n"
                 payload = bomb(query["bomb"])
-            reply(f"{status} Moved", extra, payload)
+            if "drip" in query:
+                size = int(query["drip"])
+                writer.write(f"HTTP/1.1 {status} Moved\r\n{extra}Content-Length: {size}\r\n\r\n"
+                             .encode("latin-1"))
+                for _ in range(size):
+                    await writer.drain()
+                    await asyncio.sleep(interval)
+                    writer.write(b"r")
+            else:
+                reply(f"{status} Moved", extra, payload)
         elif path == "/redirect-endless":
             writer.write(b"HTTP/1.1 302 Found\r\nLocation: /ok\r\n"
                          b"Content-Length: 10000000000\r\n\r\n")

@@ -199,7 +199,7 @@ class ProxyServer(StreamServer):
     ) -> asyncio.StreamWriter | None:
         host, _, port = target.rpartition(":")
         try:
-            up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            up_reader, up_writer = await self.connect(host.strip("[]"), int(port))
         except (OSError, ValueError):
             await self._answer(writer, 502, "Bad Gateway")
             return None
@@ -230,7 +230,7 @@ class ProxyServer(StreamServer):
         else:
             body = b""
         try:
-            up_reader, up_writer = await asyncio.open_connection(url.hostname, url.port or 80)
+            up_reader, up_writer = await self.connect(url.hostname, url.port or 80)
         except OSError:
             await self._answer(writer, 502, "Bad Gateway")
             return None

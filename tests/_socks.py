@@ -76,7 +76,7 @@ class Socks5Server(StreamServer):
             writer.write(b"\x05\x07\x00\x01" + bytes(6))
             return None
         try:
-            up_reader, up_writer = await asyncio.open_connection(host, port)
+            up_reader, up_writer = await self.connect(host, port)
         except OSError:
             writer.write(b"\x05\x05\x00\x01" + bytes(6))
             return None

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
+import weakref
 from typing import Any
+
+#: The upstream connections opened (by :meth:`StreamServer.connect`) for the client
+#: connection being served in this task (and in the tasks it starts).
+_UPSTREAMS: contextvars.ContextVar[list[asyncio.StreamWriter]] = contextvars.ContextVar(
+    "_UPSTREAMS"
+)
 
 
 class StreamServer:
     """Starts on construction; ``port`` is set, ``stop()`` shuts it down.
 
     Subclasses set their own attributes *before* calling ``super().__init__()`` (the thread
-    starts serving at once) and implement :meth:`handle`, one call per connection.
+    starts serving at once) and implement :meth:`handle`, one call per connection; they open
+    upstream connections with :meth:`connect`. Every connection, client or upstream, is
+    closed when its client's handler ends, however it ends (an error, or cancelled by
+    ``stop()``), and ``stop()`` closes any still open: none is left to the garbage collector
+    (a ResourceWarning, an error under ``filterwarnings = error``, in whichever test runs then).
     """
 
     thread_name = "test-stream-server"
@@ -22,7 +34,8 @@ class StreamServer:
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Every connection (a closed one leaves when collected); stop() aborts the open ones
+        self._writers: weakref.WeakSet[asyncio.StreamWriter] = weakref.WeakSet()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._main, name=self.thread_name, daemon=True)
         self._thread.start()
@@ -31,6 +44,16 @@ class StreamServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
+
+    async def connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """``asyncio.open_connection(host, port)``, closed with the client connection that
+        opened it."""
+        reader, writer = await asyncio.open_connection(host, port)
+        self._writers.add(writer)
+        _UPSTREAMS.get().append(writer)
+        return reader, writer
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -49,22 +72,40 @@ class StreamServer:
         self._server = await asyncio.start_server(self._client, "127.0.0.1", 0, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        # Not a coroutine function: the writer is recorded at once, in connection_made, not
+        # when the task asyncio makes of the returned coroutine first runs (stop() may come
+        # in between).
+        self._writers.add(writer)
+        return self._serve_client(reader, writer)
+
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        upstreams: list[asyncio.StreamWriter] = []
+        _UPSTREAMS.set(upstreams)
         try:
             await self.handle(reader, writer)
+        except asyncio.CancelledError:
+            # stop(): this task is its own, top-level; ended quietly (asyncio would log a
+            # cancelled client task as an "Exception in callback")
+            pass
         finally:
-            self._tasks.discard(task)
+            for w in (*upstreams, writer):
+                with contextlib.suppress(Exception):
+                    w.close()
 
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
+        # Every task, including a client's not yet started (its coroutine then never runs).
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
+        for w in list(self._writers):  # a never-started client's, one still flushing...
+            w.transport.abort()  # a no-op on a closed transport
+        await asyncio.sleep(0)  # the transports' connection_lost callbacks run: sockets closed
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)

@@ -7,6 +7,7 @@ Each test runs once per installed backend against the raw-socket fault server of
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tracemalloc
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from fastreq import PartialFailureError, fastreq
+from fastreq.backends import create_backend
 from fastreq.backends.base import NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
     BackendError,
@@ -119,6 +121,27 @@ def test_stale_keepalive_post_is_not_resent(
     assert isinstance(second, TransportError), repr(second)
     assert not isinstance(second, _NOT_SENT), repr(second)
     assert [r.method for r in faults.records] == ["POST", "POST"]  # never a third
+
+
+def test_a_request_given_up_is_never_resent(backend_name: str, faults: FaultServer) -> None:
+    # Given up (cancelled) with no answer yet; then the server drops the connection. A
+    # worker thread still waiting on it must not take that for a stale keep-alive
+    # connection and resend the request: to nobody, into whatever test runs by then.
+    async def main() -> None:
+        async with create_backend(backend_name) as backend:
+            config = RequestConfig(faults.url + "/close-before-status?after=0.4", timeout=LIMIT)
+            task = asyncio.create_task(backend.request(config))
+            for _ in range(100):
+                if faults.records:  # sent
+                    break
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0.8)  # the connection dropped, a resend made (if any)
+
+    asyncio.run(main())
+    assert faults.paths() == ["/close-before-status"]
 
 
 # -- slow drip and silence -----------------------------------------------------------------

@@ -6,11 +6,13 @@ properties once per installed backend against the local test servers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 
+from fastreq.backends import create_backend
 from fastreq.backends._redirects import (
     REDIRECT_CODES,
     RedirectChain,
@@ -314,6 +316,32 @@ def test_endless_redirect_body_is_not_read_to_its_end(
     out = run_one(backend_name, faults.url + "/redirect-endless", limit=5.0)
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)
     assert out.content == b"ok"
+
+
+def test_a_request_given_up_mid_redirect_sends_no_further_hop(
+    backend_name: str, faults: FaultServer
+) -> None:
+    # Given up while its redirect body is still arriving (0.5 s of it), the request must
+    # stop there: a worker thread carrying on would send the next hop to nobody, after the
+    # caller (and its test) has moved on.
+    async def main() -> bool:
+        async with create_backend(backend_name) as backend:
+            config = RequestConfig(faults.url + "/redirect?to=/ok&drip=10&interval=0.05",
+                                   timeout=10.0)
+            task = asyncio.create_task(backend.request(config))
+            await asyncio.sleep(0.2)
+            finished = task.done()
+            task.cancel()
+            if finished:  # the redirect body was dropped unread (aiohttp): all done already
+                assert isinstance(task.result(), NormalizedResponse), repr(task.result())
+            else:
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        await asyncio.sleep(0.8)  # past the redirect body's end, when /ok would be sent
+        return finished
+
+    finished = asyncio.run(main())
+    assert faults.paths() == (["/redirect", "/ok"] if finished else ["/redirect"])
 
 
 def test_utf8_location_is_percent_encoded(backend_name: str, server: TestServer) -> None:

@@ -356,6 +356,15 @@ def backends(as_json: bool) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0: any free port).")
 def serve(host: str, port: int) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    # Before the server is announced (or serves anything): a SIGTERM sent as soon as the
+    # banner is read must stop it cleanly, not kill it with the default action.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     server = DemoServer(host, port)
     try:
         server.start()
@@ -365,13 +374,6 @@ def serve(host: str, port: int) -> None:
     for route, what in ROUTES.items():
         click.echo(f"  {route:<16}{what}")
     sys.stdout.flush()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     try:
         while not stop.wait(1.0):
             pass

@@ -6,6 +6,7 @@ so each passes its own ``exceptions`` module in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -72,12 +73,16 @@ def connection_error_class(exc: BaseException, errors: ModuleType) -> type[Backe
     return ConnectError
 
 
-def stale_connection_retry(retry_class: Any, errors: ModuleType) -> Any:
+def stale_connection_retry(
+    retry_class: Any, errors: ModuleType, may_resend: Callable[[], bool] | None = None
+) -> Any:
     """A urllib3 ``Retry`` (``retry_class`` and ``errors`` from the same urllib3) that
     resends an idempotent request once when its connection died before any response came
     back (a keep-alive connection the server dropped as it was reused), and retries nothing
     else: a POST is never resent; timeouts and refused connections are left to fastreq's
-    retry policy."""
+    retry policy. ``may_resend()``, asked in the thread sending the request, can veto the
+    resend (the requests backend: not once the request was given up, when its socket may
+    well have been closed under it)."""
 
     class StaleConnectionRetry(retry_class):  # type: ignore[misc]
         def increment(
@@ -89,6 +94,7 @@ def stale_connection_retry(retry_class: Any, errors: ModuleType) -> Any:
                 and isinstance(error, errors.ProtocolError)
                 and (method or "").upper() in IDEMPOTENT_METHODS
                 and self.total
+                and (may_resend is None or may_resend())
             ):
                 return super().increment(method, url, response, error, _pool, _stacktrace)
             # exactly what urllib3 does with requests' default Retry(0, read=False)

@@ -48,6 +48,24 @@ _DEFAULT_WORKERS = 256
 _PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
 
 
+#: the request being sent in this thread (by ``_open``), for ``_may_resend``
+_sending = threading.local()
+
+
+def _may_resend() -> bool:
+    """Whether urllib3 may resend the request of this thread on a fresh connection: not
+    once the request was given up. Its worker thread runs on (requests cannot be stopped
+    mid-call), and when the backend is closed under it, its socket with it, urllib3 sees
+    a dead connection: a resend then would reach the server after the caller moved on."""
+    plan: RequestPlan | None = getattr(_sending, "plan", None)
+    return plan is None or not plan.abandoned
+
+
+class _Abandoned(Exception):
+    """The request was given up (its coroutine cancelled) between two redirect hops: the
+    worker thread stops there. Nobody awaits it, so nobody sees it either."""
+
+
 class RequestsBackend(Backend):
     """Requests through `requests <https://requests.readthedocs.io>`_ (HTTP/1.1, sync-first).
 
@@ -91,7 +109,9 @@ class RequestsBackend(Backend):
             "pool_connections": 512,
             "pool_maxsize": max_workers,
             "pool_block": False,
-            "max_retries": stale_connection_retry(urllib3.Retry, urllib3.exceptions),
+            "max_retries": stale_connection_retry(
+                urllib3.Retry, urllib3.exceptions, _may_resend
+            ),
             **library_options,
         }
         self._lock = threading.Lock()
@@ -188,6 +208,13 @@ class RequestsBackend(Backend):
     def _open(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
         """Send the request, following redirects hop by hop (in this thread); returns the
         final response with its body still unread. ``plan`` keeps the first hop's deadline."""
+        _sending.plan = plan
+        try:
+            return self._follow(config, plan)
+        finally:
+            _sending.plan = None
+
+    def _follow(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
         resp = self._send(config, plan)
         chain: RedirectChain | None = None
         while resp.status_code in REDIRECT_CODES and config.follow_redirects:
@@ -206,6 +233,8 @@ class RequestsBackend(Backend):
             if hop is None:
                 break
             discard(resp, plan)
+            if plan.abandoned:  # the awaiting coroutine gave up meanwhile: no further hop
+                raise _Abandoned()
             config = hop
             _encode(plan, hop)
             resp = self._send(hop, plan)
