@@ -11,6 +11,7 @@ Paths (``?`` parameters optional):
 - ``/reset``                 reads the request, then resets the connection (RST)
 - ``/reset-mid-body``        headers and half the body, then RST
 - ``/close-before-status``   reads the request, closes without a byte (``?after=s``: s later)
+- ``/garbage``               reads the request, answers a line that is no status line, closes
 - ``/short-body``            ``Content-Length: 100``, 10 bytes, close
 - ``/conflicting-length``    ``Content-Length: 5`` and ``Content-Length: 10``
 - ``/bad-chunked``           a chunk size that is not hex
@@ -221,6 +222,10 @@ class FaultServer(StreamServer):
             return False
         elif path == "/close-before-status":
             await asyncio.sleep(float(query.get("after", "0")))
+            return False
+        elif path == "/garbage":
+            writer.write(b"garbage\r\n\r\n")
+            await writer.drain()
             return False
         elif path == "/short-body":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")

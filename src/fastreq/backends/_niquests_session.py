@@ -10,6 +10,8 @@ import niquests
 import niquests.adapters
 from niquests.packages import urllib3 as _urllib3
 
+from fastreq.backends._urllib3_errors import tracking_reuse
+
 __all__ = ["NiquestsSession"]
 
 
@@ -28,7 +30,7 @@ def _quiet(manager: Any) -> Any:
     classes = manager.pool_classes_by_scheme
     if classes.get("https") is _urllib3.AsyncHTTPSConnectionPool:  # not SOCKS' own pools
         manager.pool_classes_by_scheme = {**classes, "https": _QuietHTTPSPool}
-    return manager
+    return tracking_reuse(manager)  # for stale_connection_retry
 
 
 class _QuietAdapter(niquests.adapters.AsyncHTTPAdapter):

@@ -11,6 +11,7 @@ import urllib3.exceptions
 from fastreq.backends._common import describe
 from fastreq.backends._urllib3_errors import (
     connection_error_class,
+    is_request_rejected,
     is_response_parse_error,
     urllib3_error_class,
 )
@@ -70,8 +71,11 @@ def map_error(exc: BaseException, config: RequestConfig, backend_name: str) -> F
         exc, urllib3.exceptions
     ):
         cls = ProtocolError  # a malformed response head (conflicting lengths, NUL...)
-    elif isinstance(exc, ValueError) and isinstance(exc, requests.RequestException):
-        # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
+    elif (
+        isinstance(exc, ValueError) and isinstance(exc, requests.RequestException)
+    ) or is_request_rejected(exc):
+        # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL; h11
+        # refusing an illegal method or header (never sent)
         return ValidationError(f"invalid request for {config.url}: {message}")
     elif isinstance(exc, requests.exceptions.ContentDecodingError):
         cls = ResponseDecodeError

@@ -18,6 +18,8 @@ import requests.adapters
 import urllib3
 from urllib3.util.ssl_ import resolve_cert_reqs
 
+from fastreq.backends._urllib3_errors import tracking_reuse
+
 __all__ = ["FastreqAdapter", "FastreqSession"]
 
 _HTTP_VERSION = getattr(urllib3, "HttpVersion", None)
@@ -44,7 +46,7 @@ def _quiet(manager: Any) -> Any:
     classes = manager.pool_classes_by_scheme
     if classes.get("https") is urllib3.HTTPSConnectionPool:  # not SOCKS' own pools
         manager.pool_classes_by_scheme = {**classes, "https": _QuietHTTPSPool}
-    return manager
+    return tracking_reuse(manager)  # for stale_connection_retry
 
 
 class FastreqAdapter(requests.adapters.HTTPAdapter):

@@ -6,7 +6,9 @@ so each passes its own ``exceptions`` module in.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
@@ -25,8 +27,10 @@ from fastreq.exceptions import (
 
 __all__ = [
     "connection_error_class",
+    "is_request_rejected",
     "is_response_parse_error",
     "stale_connection_retry",
+    "tracking_reuse",
     "urllib3_error_class",
 ]
 
@@ -61,6 +65,20 @@ def is_response_parse_error(exc: BaseException, errors: ModuleType) -> bool:
     return any(isinstance(e, errors.InvalidHeader) for e in inner)
 
 
+def is_request_rejected(exc: BaseException) -> bool:
+    """Whether a library error is h11 refusing to write the request (an illegal method,
+    header name or value): nothing was sent, the input is invalid."""
+    seen: list[BaseException] = [exc]
+    for e in seen:  # library error <- urllib3 ProtocolError <- h11.LocalProtocolError
+        if len(seen) > 12:
+            break
+        if type(e).__name__ == "LocalProtocolError" and type(e).__module__.startswith("h11"):
+            return True
+        seen += [x for x in (*e.args[:1], e.__cause__, e.__context__)
+                 if isinstance(x, BaseException) and x not in seen]
+    return False
+
+
 def connection_error_class(exc: BaseException, errors: ModuleType) -> type[BackendError]:
     """The class for a library ConnectionError, which wraps urllib3's error: a MaxRetryError
     around the reason for connection failures, the error itself while reading the body."""
@@ -73,25 +91,103 @@ def connection_error_class(exc: BaseException, errors: ModuleType) -> type[Backe
     return ConnectError
 
 
+#: (pool, whether its connection had carried a request before) of the last checkout made in
+#: this thread / task: set by the pools of ``tracking_reuse``, read by the Retry below
+_checkout: ContextVar[tuple[Any, bool] | None] = ContextVar("fastreq_checkout", default=None)
+_SENT = "_fastreq_checkouts"  # attribute counting the checkouts of a connection
+_reuse_classes: dict[type, type] = {}
+
+
+def _note_checkout(pool: Any, conn: Any) -> Any:
+    count = getattr(conn, _SENT, 0)
+    # Connected and handed out before: a keep-alive connection reused from the pool. One
+    # the pool found dropped was closed in _get_conn (connected afresh on sending), and a
+    # connection opened ahead of time (happy eyeballs) was never handed out.
+    _checkout.set((pool, bool(count and conn.is_connected)))
+    setattr(conn, _SENT, count + 1)
+    return conn
+
+
+def _reuse_class(pool_class: Any) -> Any:
+    """``pool_class`` with a ``_get_conn`` that notes whether the connection is a reused one."""
+    if getattr(pool_class, "_fastreq_tracks_reuse", False):
+        return pool_class
+    tracked = _reuse_classes.get(pool_class)
+    if tracked is not None:
+        return tracked
+    if inspect.iscoroutinefunction(pool_class._get_conn):
+
+        class AsyncTracked(pool_class):  # type: ignore[misc]
+            _fastreq_tracks_reuse = True
+
+            async def _get_conn(self, *args: Any, **kwargs: Any) -> Any:
+                return _note_checkout(self, await super()._get_conn(*args, **kwargs))
+
+        tracked = AsyncTracked
+    else:
+
+        class Tracked(pool_class):  # type: ignore[misc]
+            _fastreq_tracks_reuse = True
+
+            def _get_conn(self, *args: Any, **kwargs: Any) -> Any:
+                return _note_checkout(self, super()._get_conn(*args, **kwargs))
+
+        tracked = Tracked
+    tracked.__name__ = tracked.__qualname__ = pool_class.__name__
+    _reuse_classes[pool_class] = tracked
+    return tracked
+
+
+def tracking_reuse(manager: Any) -> Any:
+    """Make the pools ``manager`` (a urllib3 PoolManager, proxy or SOCKS manager, sync or
+    async) creates note whether each request goes out on a reused connection: only then
+    may ``stale_connection_retry`` resend it. Returns ``manager``."""
+    classes = manager.pool_classes_by_scheme
+    manager.pool_classes_by_scheme = {
+        scheme: _reuse_class(cls) for scheme, cls in classes.items()
+    }
+    return manager
+
+
+def _lost_connection(error: BaseException) -> bool:
+    """Whether a urllib3 ``ProtocolError`` is the connection closed or reset under the
+    request (an ``OSError`` underneath): no response byte, nothing the server objected to."""
+    inner = [*error.args[1:2], error.__cause__, error.__context__]
+    return any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in inner)
+
+
+def _reused_by(pool: Any) -> bool:
+    """Whether the request that just failed in ``pool`` went out on a reused connection
+    (forgotten once asked: the resend checks its own connection out)."""
+    checkout = _checkout.get()
+    _checkout.set(None)
+    return checkout is not None and checkout[0] is pool and checkout[1]
+
+
 def stale_connection_retry(
     retry_class: Any, errors: ModuleType, may_resend: Callable[[], bool] | None = None
 ) -> Any:
     """A urllib3 ``Retry`` (``retry_class`` and ``errors`` from the same urllib3) that
-    resends an idempotent request once when its connection died before any response came
-    back (a keep-alive connection the server dropped as it was reused), and retries nothing
-    else: a POST is never resent; timeouts and refused connections are left to fastreq's
-    retry policy. ``may_resend()``, asked in the thread sending the request, can veto the
-    resend (the requests backend: not once the request was given up, when its socket may
-    well have been closed under it)."""
+    resends an idempotent request once when its connection was a reused keep-alive one
+    that the server closed or reset before any response byte (dropped as it was reused),
+    and retries nothing else: a POST is never resent; a request that failed on a fresh
+    connection, a response that cannot be parsed, timeouts and refused connections are
+    left to fastreq's retry policy. Reuse is known only from pools set up by
+    ``tracking_reuse`` (any other: never resent). ``may_resend()``, asked in the thread
+    sending the request, can veto the resend (the requests backend: not once the request
+    was given up, when its socket may well have been closed under it)."""
 
     class StaleConnectionRetry(retry_class):  # type: ignore[misc]
         def increment(
             self, method: str | None = None, url: str | None = None, response: Any = None,
             error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None,
         ) -> Any:
+            reused = _reused_by(_pool)
             if (
-                response is None
+                reused
+                and response is None
                 and isinstance(error, errors.ProtocolError)
+                and _lost_connection(error)
                 and (method or "").upper() in IDEMPOTENT_METHODS
                 and self.total
                 and (may_resend is None or may_resend())

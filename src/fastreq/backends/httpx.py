@@ -13,6 +13,7 @@ import http.cookiejar
 import ssl
 import time
 import urllib.request
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -89,15 +90,39 @@ def _cached_httpx_timeout(value: TimeoutLike) -> tuple[httpx.Timeout, float | No
     return limits, timeout.total
 
 
-def _has_ssl_cause(exc: BaseException) -> bool:
+def _caused_by(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
     seen: BaseException | None = exc
-    for _ in range(8):  # httpx error <- httpcore error <- ssl.SSLError
+    for _ in range(8):  # httpx error <- httpcore error <- ssl.SSLError, h11 / h2 error
         if seen is None:
             return False
-        if isinstance(seen, ssl.SSLError):
+        if test(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _has_ssl_cause(exc: BaseException) -> bool:
+    return _caused_by(exc, lambda e: isinstance(e, ssl.SSLError))
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the server sent something that h11 / h2 could not parse (the error comes
+    from either underneath), rather than closing or resetting the connection silently."""
+    return _caused_by(exc, lambda e: type(e).__module__.partition(".")[0] in ("h11", "h2"))
+
+
+class _ConnectionTrace:
+    """httpcore's ``trace`` extension for one attempt: whether it opened a connection
+    (``connection.connect_tcp``, ``socks.connect_tcp``...) instead of reusing one."""
+
+    __slots__ = ("opened",)
+
+    def __init__(self) -> None:
+        self.opened = False
+
+    async def __call__(self, name: str, info: dict[str, Any]) -> None:
+        if ".connect_" in name:
+            self.opened = True
 
 
 class HttpxBackend(Backend):
@@ -272,14 +297,17 @@ class HttpxBackend(Backend):
             headers=outgoing_headers(config, content_type),
             timeout=limits,
         )
+        trace = request.extensions["trace"] = _ConnectionTrace()
         try:
             return await client.send(request, stream=True)
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-            # The connection died before any response: most likely a keep-alive
-            # connection the server dropped as it was reused. Resend an idempotent
-            # request once, on a fresh connection; never a POST.
-            if request.method not in IDEMPOTENT_METHODS:
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # A keep-alive connection reused from the pool that the server dropped before
+            # any response byte (as it was reused): resend an idempotent request once, on
+            # a fresh connection; never a POST, nor a request that failed on a connection
+            # of its own (that is this input's error: fastreq's retry policy decides).
+            if trace.opened or request.method not in IDEMPOTENT_METHODS or _answered(exc):
                 raise
+            request.extensions["trace"] = _ConnectionTrace()
             return await client.send(request, stream=True)
 
     async def _read(self, response: httpx.Response, config: RequestConfig) -> bytes:

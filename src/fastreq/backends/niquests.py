@@ -39,6 +39,7 @@ from fastreq.backends._redirects import (
 )
 from fastreq.backends._urllib3_errors import (
     connection_error_class,
+    is_request_rejected,
     is_response_parse_error,
     stale_connection_retry,
     urllib3_error_class,
@@ -357,8 +358,11 @@ class NiquestsBackend(Backend):
             exc, _urllib3.exceptions
         ):
             cls = ProtocolError  # a malformed response head (conflicting lengths, NUL...)
-        elif isinstance(exc, ValueError) and isinstance(exc, errors.RequestException):
-            # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL
+        elif (
+            isinstance(exc, ValueError) and isinstance(exc, errors.RequestException)
+        ) or is_request_rejected(exc):
+            # MissingSchema, InvalidSchema, InvalidURL, InvalidHeader, InvalidProxyURL; h11
+            # refusing an illegal method or header (never sent)
             return ValidationError(f"invalid request for {config.url}: {message}")
         elif isinstance(exc, errors.ContentDecodingError):
             cls = ResponseDecodeError
