@@ -98,7 +98,9 @@ def test_user_agents_rotate_at_the_server(server: TestServer, backend_name: str)
     mine = [hit for hit in server.hits if hit.query == [("t", "rotate")]]
     assert sorted(hit.path for hit in mine) == sorted(f"/json/{i}" for i in range(40))
     agents = [hit.headers.get("user-agent", "") for hit in mine]
-    assert len(set(agents)) >= 15  # drawn from a large, real data set
+    # drawn from a large, real data set, weighted by real-world share (one iPhone UA is
+    # ~27% of draws): 40 draws gave 12-30 distinct in 2,000 trials, so 8 never flakes
+    assert len(set(agents)) >= 8
     assert all(a.startswith("Mozilla/5.0 (") for a in agents)
     assert any("Chrome/" in a for a in agents) or any("Firefox/" in a for a in agents)
 

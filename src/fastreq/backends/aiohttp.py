@@ -10,6 +10,7 @@ import asyncio
 import io
 import ssl
 import sys
+from contextvars import ContextVar
 from functools import lru_cache
 from time import perf_counter
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp import hdrs
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fastreq.backends._common import (
+    IDEMPOTENT_METHODS,
     build_url,
     close_on,
     deliver_chunk,
@@ -98,6 +100,21 @@ def _request_class(supported: tuple[str, ...]) -> type[aiohttp.ClientRequest]:
     return _Request
 
 
+#: set by _PoolConnector in the request's task: its connection came from the pool
+_REUSED: ContextVar[bool] = ContextVar("fastreq_aiohttp_reused", default=False)
+
+
+class _PoolConnector(aiohttp.TCPConnector):
+    """A ``TCPConnector`` that tells (through ``_REUSED``) whether a pooled connection was
+    handed out: only a reused keep-alive connection may have gone stale."""
+
+    async def _get(self, key: Any, traces: Any) -> Any:  # aiohttp's pool lookup
+        conn = await super()._get(key, traces)
+        if conn is not None:
+            _REUSED.set(True)
+        return conn
+
+
 def _fits(content_length: str | None, cap: int) -> bool:
     """A declared Content-Length within ``cap`` (the body can be read whole at once)."""
     return content_length is not None and content_length.isdigit() and int(content_length) <= cap
@@ -171,7 +188,7 @@ class AiohttpBackend(Backend):
         }
         options.update(self._connector_options)
         try:
-            connector = aiohttp.TCPConnector(**options)
+            connector = _PoolConnector(**options)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"aiohttp backend: bad connector option ({exc})") from exc
         self._session = session = aiohttp.ClientSession(
@@ -184,6 +201,10 @@ class AiohttpBackend(Backend):
             request_class=_request_class(supported_encodings()),
             timeout=_NO_TIMEOUT,
         )
+        if hasattr(session, "_retry_connection"):
+            # aiohttp resends an idempotent request once after a disconnect, even on a fresh
+            # connection; _send() resends only when the connection was a reused one.
+            session._retry_connection = False
         self._loop = loop
         return session
 
@@ -238,17 +259,28 @@ class AiohttpBackend(Backend):
         try:
             # session._request() and the release below are what ``async with
             # session.request(...)`` does, without its four extra coroutines per request.
-            resp = await session._request(
-                config.method,
-                url,
-                data=body if body is None or len(body) <= _LARGE_BODY else io.BytesIO(body),
-                headers=headers,
-                skip_auto_headers=None if body is None else _SKIP_AUTO_HEADERS,
-                allow_redirects=False,  # request() follows them
-                proxy=proxy,
-                ssl=config.verify_ssl,
-                timeout=timeout,
-            )
+            for resend in (False, True):
+                _REUSED.set(False)
+                try:
+                    resp = await session._request(
+                        config.method,
+                        url,
+                        data=body if body is None or len(body) <= _LARGE_BODY
+                        else io.BytesIO(body),
+                        headers=headers,
+                        skip_auto_headers=None if body is None else _SKIP_AUTO_HEADERS,
+                        allow_redirects=False,  # request() follows them
+                        proxy=proxy,
+                        ssl=config.verify_ssl,
+                        timeout=timeout,
+                    )
+                    break
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                    # A keep-alive connection the server dropped as it was reused: sent
+                    # once more on a fresh one, idempotent methods only, never twice.
+                    if (resend or not _REUSED.get() or config.method not in IDEMPOTENT_METHODS
+                            or isinstance(exc, aiohttp.ClientConnectorError)):
+                        raise
             try:
                 if (config.follow_redirects and resp.status in _REDIRECT_CODES
                         and "Location" in resp.headers):
@@ -342,6 +374,8 @@ class AiohttpBackend(Backend):
                 aiohttp.ServerDisconnectedError,
                 aiohttp.ClientResponseError,
                 HttpProcessingError,
+                aiohttp.ClientOSError,  # reset mid-exchange (connecting was handled above)
+                ConnectionError,
             ),
         ):
             cls = ProtocolError

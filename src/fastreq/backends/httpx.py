@@ -377,8 +377,8 @@ class HttpxBackend(Backend):
             cls = ProxyError if config.proxy is not None else ConnectError
         elif isinstance(exc, httpx.DecodingError):
             cls = ResponseDecodeError
-        elif isinstance(exc, httpx.RemoteProtocolError):
-            cls = ProtocolError
+        elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+            cls = ProtocolError  # a malformed answer, or the connection dropped mid-exchange
         else:
             cls = TransportError
         return cls(message, backend_name=self.name, url=config.url)
