@@ -27,7 +27,6 @@ from typing import Any
 
 from fastreq._batch import extract_value
 from fastreq._models import ReturnType
-from fastreq.backends._curl_engine import _too_large
 from fastreq.backends._curl_handle import Easy
 from fastreq.backends._redirects import REDIRECT_CODES, RedirectChain
 from fastreq.backends.base import NormalizedResponse, RequestConfig
@@ -42,7 +41,6 @@ from fastreq.utils.retry import RetryPolicy
 
 __all__ = ["Fail", "Finish", "Hop", "LaneOutcomes", "Retry"]
 
-_FILESIZE_EXCEEDED = 63
 _TOO_MANY_REDIRECTS = 47  # the code of the curl backend's TooManyRedirectsError
 
 #: ``fail(index, url, error, attempts)``; ``retry(index, job, attempts, delay)`` (``job``:
@@ -89,17 +87,7 @@ class LaneOutcomes:
               chain: tuple[RedirectChain, RequestConfig] | None) -> None:
         """A finished transfer, as the engine, ``CurlBackend.request()`` and the Executor
         finish it: the response of this hop, the next hop, a retry, a failure or a value."""
-        cap = h.cap  # Engine._drain: MAXFILESIZE has some slack over it, the exact check
-        if code:
-            h.errmsg = _too_large(cap) if code == _FILESIZE_EXCEEDED and cap is not None \
-                else message
-        elif cap is not None:
-            chunks = h.chunks
-            if chunks and (len(chunks) > 1 or len(chunks[0]) > cap) and sum(
-                map(len, chunks)
-            ) > cap:
-                code = _FILESIZE_EXCEEDED
-                h.errmsg = _too_large(cap)
+        code = h.result(code, message)  # as Engine._drain: the exact max_body_size check
         config = chain[1] if chain is not None else self.template  # what this hop sent
         try:
             response = self.finish(h, code, sent, config)

@@ -54,7 +54,6 @@ _MAX_EVENTS = 256
 _MAX_FREE_HANDLES = 1024
 _PAUSE_CONT: int = pycurl.PAUSE_CONT
 _WRITE_ERROR: int = pycurl.E_WRITE_ERROR
-_FILESIZE_EXCEEDED: int = pycurl.E_FILESIZE_EXCEEDED
 
 
 def _epoll_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -302,15 +301,7 @@ class Engine(OriginGates):
                     continue
                 fut = h.fut
                 h.fut = None
-                code = 0
-                cap = h.cap  # MAXFILESIZE has some slack over it: the exact check
-                if cap is not None:
-                    chunks = h.chunks
-                    if chunks and (len(chunks) > 1 or len(chunks[0]) > cap) and sum(
-                        map(len, chunks)
-                    ) > cap:
-                        code = _FILESIZE_EXCEEDED
-                        h.errmsg = _too_large(cap)
+                code = h.result(0)
                 if fut is not None and not fut.done():
                     fut.set_result(code)
             for c, code, msg in failed:
@@ -318,9 +309,7 @@ class Engine(OriginGates):
                 h = busy.pop(c, None)
                 if h is None:  # pragma: no cover - abandoned already
                     continue
-                if code == _FILESIZE_EXCEEDED and h.cap is not None:
-                    msg = _too_large(h.cap)
-                h.errmsg = msg
+                code = h.result(code, msg)
                 fut = h.fut
                 h.fut = None
                 if fut is not None and not fut.done():
@@ -371,7 +360,3 @@ class Engine(OriginGates):
         for h in self._free:
             h.close()
         self._free.clear()
-
-
-def _too_large(cap: int) -> str:
-    return f"response body exceeds max_body_size ({cap} bytes after decompression)"

@@ -8,10 +8,11 @@ from typing import Any
 
 import pycurl
 
-__all__ = ["Easy"]
+__all__ = ["Easy", "too_large"]
 
 _PREREQFUNC_OK: int = pycurl.PREREQFUNC_OK
 _PREREQFUNC_ABORT: int = pycurl.PREREQFUNC_ABORT
+_FILESIZE_EXCEEDED: int = pycurl.E_FILESIZE_EXCEEDED
 
 
 class Easy:
@@ -63,8 +64,30 @@ class Easy:
         self.sent = received
         return _PREREQFUNC_OK
 
+    def result(self, code: int, message: str = "") -> int:
+        """The result code of this finished transfer, with the exact ``max_body_size``
+        check (``CURLOPT_MAXFILESIZE_LARGE`` is given some slack over ``cap``); a failure
+        leaves its message in ``errmsg``."""
+        cap = self.cap
+        if code:
+            self.errmsg = too_large(cap) if code == _FILESIZE_EXCEEDED and cap is not None \
+                else message
+        elif cap is not None:
+            chunks = self.chunks
+            if chunks and (len(chunks) > 1 or len(chunks[0]) > cap) and sum(
+                map(len, chunks)
+            ) > cap:
+                self.errmsg = too_large(cap)
+                return _FILESIZE_EXCEEDED
+        return code
+
     def reset(self) -> None:
         self.curl.reset()
 
     def close(self) -> None:
         self.curl.close()
+
+
+def too_large(cap: int) -> str:
+    """The message of a body over ``max_body_size``."""
+    return f"response body exceeds max_body_size ({cap} bytes after decompression)"

@@ -20,14 +20,21 @@ from __future__ import annotations
 
 import importlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any, Protocol
 
-from fastreq.backends._common import MAX_CONTENT_ENCODINGS, body_too_large
+from fastreq.backends._common import MAX_CONTENT_ENCODINGS, body_too_large, deliver_chunk
+from fastreq.backends.base import RequestConfig
 from fastreq.exceptions import ResponseDecodeError
 
-__all__ = ["PIECE_SIZE", "BoundedDecoder", "decoder_for", "supported_encodings"]
+__all__ = [
+    "PIECE_SIZE",
+    "BoundedDecoder",
+    "decoder_for",
+    "read_decoded",
+    "supported_encodings",
+]
 
 #: The largest piece of decoded output the decoder hands out at once.
 PIECE_SIZE = 64 * 1024
@@ -321,3 +328,26 @@ def decoder_for(
     if not content_encoding:
         return None
     return BoundedDecoder(content_encoding, limit, backend_name=backend_name, url=url)
+
+
+async def read_decoded(
+    chunks: AsyncIterator[bytes], encoding: str, config: RequestConfig, backend_name: str
+) -> bytes:
+    """An async backend's body (``chunks``: raw, as received) decoded a bounded piece at a
+    time: joined, ``max_body_size`` capping what is held; or, streamed (``config.stream``
+    with ``on_chunk``), each piece handed to ``on_chunk`` (then ``b""``)."""
+    on_chunk = config.on_chunk if config.stream else None
+    limit = config.max_body_size if on_chunk is None else None
+    decoder = BoundedDecoder(encoding, limit, backend_name=backend_name, url=config.url)
+    if on_chunk is None:
+        parts: list[bytes] = []
+        async for chunk in chunks:
+            parts.extend(decoder.feed(chunk))
+        parts.extend(decoder.flush())
+        return b"".join(parts)
+    async for chunk in chunks:
+        for piece in decoder.feed(chunk):
+            await deliver_chunk(on_chunk, piece, backend_name, config.url)
+    for piece in decoder.flush():
+        await deliver_chunk(on_chunk, piece, backend_name, config.url)
+    return b""

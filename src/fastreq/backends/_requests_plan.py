@@ -4,14 +4,25 @@ that look after a request's worker-thread future."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from fastreq.backends._common import build_url, encode_body, outgoing_headers
 from fastreq.backends._requests_errors import TotalTimeout
+from fastreq.backends.base import RequestConfig
 from fastreq.timeouts import Timeout
 
-__all__ = ["RequestPlan", "close_response_of", "expire_if_queued"]
+__all__ = [
+    "Abandoned",
+    "RequestPlan",
+    "close_response_of",
+    "encode_into",
+    "expire_if_queued",
+    "may_resend",
+    "sending",
+]
 
 
 @dataclass(slots=True)
@@ -55,3 +66,28 @@ def expire_if_queued(future: concurrent.futures.Future[Any], plan: RequestPlan) 
 def close_response_of(future: concurrent.futures.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is None:
         future.result().close()
+
+
+#: the request being sent in this thread (by ``RequestsBackend._open``), for ``may_resend``
+sending = threading.local()
+
+
+def may_resend() -> bool:
+    """Whether urllib3 may resend the request of this thread on a fresh connection: not
+    once the request was given up. Its worker thread runs on (requests cannot be stopped
+    mid-call), and when the backend is closed under it, its socket with it, urllib3 sees
+    a dead connection: a resend then would reach the server after the caller moved on."""
+    plan: RequestPlan | None = getattr(sending, "plan", None)
+    return plan is None or not plan.abandoned
+
+
+class Abandoned(Exception):
+    """The request was given up (its coroutine cancelled) between two redirect hops: the
+    worker thread stops there. Nobody awaits it, so nobody sees it either."""
+
+
+def encode_into(plan: RequestPlan, config: RequestConfig) -> None:
+    """Put ``config``'s URL, body and headers, encoded, into ``plan``."""
+    plan.url = build_url(config.url, config.params)
+    plan.body, content_type = encode_body(config)
+    plan.headers = outgoing_headers(config, content_type)

@@ -19,8 +19,9 @@ import urllib3
 from urllib3.util.ssl_ import resolve_cert_reqs
 
 from fastreq.backends._urllib3_errors import tracking_reuse
+from fastreq.exceptions import ConfigurationError
 
-__all__ = ["FastreqAdapter", "FastreqSession"]
+__all__ = ["FastreqAdapter", "FastreqSession", "proxies_for"]
 
 _HTTP_VERSION = getattr(urllib3, "HttpVersion", None)
 _H1_ONLY: dict[str, Any] = (
@@ -78,3 +79,24 @@ class FastreqSession(requests.Session):
         # Even with allow_redirects=False requests prepares the next hop (for
         # Response.next), reading the whole redirect body, decoded, into memory first.
         return None
+
+
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
+
+
+def proxies_for(proxy: str | None) -> dict[str, str] | None:
+    """requests' ``proxies=`` for one proxy URL (checked: a scheme requests can use)."""
+    if proxy is None:
+        return None
+    scheme = proxy.partition("://")[0].lower()
+    if scheme not in _PROXY_SCHEMES:
+        raise ConfigurationError(
+            f"unsupported proxy scheme {scheme}:// (use http://, https:// or socks5://)"
+        )
+    if scheme.startswith("socks") and not isinstance(requests.adapters.SOCKSProxyManager, type):
+        raise ConfigurationError(
+            "SOCKS proxies with backend 'requests' need PySocks: pip install "
+            "'requests[socks]' (python-socks when urllib3-future is installed), or use "
+            "backend='curl'"
+        )
+    return {"http": proxy, "https": proxy}

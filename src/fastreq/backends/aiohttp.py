@@ -28,7 +28,7 @@ from fastreq.backends._common import (
     encode_body,
     outgoing_headers,
 )
-from fastreq.backends._decode import BoundedDecoder, supported_encodings
+from fastreq.backends._decode import read_decoded, supported_encodings
 from fastreq.backends._redirects import REDIRECT_CODES as _REDIRECT_CODES
 from fastreq.backends._redirects import RedirectChain
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
@@ -291,13 +291,17 @@ class AiohttpBackend(Backend):
                 got = resp.headers
                 encoding = got.get(hdrs.CONTENT_ENCODING)  # istr: the fast lookup
                 if encoding:  # decoded here, bounded (auto_decompress is off)
-                    content = await self._read_decoded(resp, config, encoding)
+                    content = await read_decoded(
+                        resp.content.iter_any(), encoding, config, self.name
+                    )
                 elif config.stream:
                     content = await self._read_stream(resp, config)
                 elif config.max_body_size is not None and not _fits(
                     got.get(hdrs.CONTENT_LENGTH), config.max_body_size
                 ):  # too long, or no length given: read counting, up to the cap
-                    content = await self._read_decoded(resp, config, "identity")
+                    content = await read_decoded(
+                        resp.content.iter_any(), "identity", config, self.name
+                    )
                 else:
                     content = await resp.read()
                 return NormalizedResponse(
@@ -322,26 +326,6 @@ class AiohttpBackend(Backend):
             return b"".join([chunk async for chunk in resp.content.iter_any()])
         async for chunk in resp.content.iter_any():
             await deliver_chunk(on_chunk, chunk, self.name, config.url)
-        return b""
-
-    async def _read_decoded(
-        self, resp: aiohttp.ClientResponse, config: RequestConfig, encoding: str
-    ) -> bytes:
-        """The body decoded a bounded piece at a time; ``max_body_size`` caps what is held."""
-        on_chunk = config.on_chunk if config.stream else None
-        limit = config.max_body_size if on_chunk is None else None
-        decoder = BoundedDecoder(encoding, limit, backend_name=self.name, url=config.url)
-        if on_chunk is None:
-            parts: list[bytes] = []
-            async for chunk in resp.content.iter_any():
-                parts.extend(decoder.feed(chunk))
-            parts.extend(decoder.flush())
-            return b"".join(parts)
-        async for chunk in resp.content.iter_any():
-            for piece in decoder.feed(chunk):
-                await deliver_chunk(on_chunk, piece, self.name, config.url)
-        for piece in decoder.flush():
-            await deliver_chunk(on_chunk, piece, self.name, config.url)
         return b""
 
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:

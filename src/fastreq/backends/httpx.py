@@ -29,7 +29,7 @@ from fastreq.backends._common import (
     encode_body,
     outgoing_headers,
 )
-from fastreq.backends._decode import BoundedDecoder
+from fastreq.backends._decode import read_decoded
 from fastreq.backends._redirects import DRAIN_LIMIT, REDIRECT_CODES, RedirectChain
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
@@ -314,7 +314,7 @@ class HttpxBackend(Backend):
         encoding = response.headers.get("content-encoding")
         if encoding:
             # httpx would inflate each network read whole: decode the raw body bounded.
-            return await self._read_decoded(response, config, encoding)
+            return await read_decoded(response.aiter_raw(_CHUNK), encoding, config, self.name)
         on_chunk = config.on_chunk
         if not config.stream or on_chunk is None:
             cap = config.max_body_size
@@ -330,25 +330,6 @@ class HttpxBackend(Backend):
             return b"".join(parts)
         async for chunk in response.aiter_bytes():
             await deliver_chunk(on_chunk, chunk, self.name, config.url)
-        return b""
-
-    async def _read_decoded(
-        self, response: httpx.Response, config: RequestConfig, encoding: str
-    ) -> bytes:
-        on_chunk = config.on_chunk if config.stream else None
-        limit = config.max_body_size if on_chunk is None else None
-        decoder = BoundedDecoder(encoding, limit, backend_name=self.name, url=config.url)
-        if on_chunk is None:
-            parts: list[bytes] = []
-            async for chunk in response.aiter_raw(_CHUNK):
-                parts.extend(decoder.feed(chunk))
-            parts.extend(decoder.flush())
-            return b"".join(parts)
-        async for chunk in response.aiter_raw():
-            for piece in decoder.feed(chunk):
-                await deliver_chunk(on_chunk, piece, self.name, config.url)
-        for piece in decoder.flush():
-            await deliver_chunk(on_chunk, piece, self.name, config.url)
         return b""
 
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:

@@ -22,7 +22,7 @@ import requests.adapters
 import urllib3
 import urllib3.exceptions
 
-from fastreq.backends._common import body_too_large, build_url, encode_body, outgoing_headers
+from fastreq.backends._common import body_too_large
 from fastreq.backends._redirects import REDIRECT_CODES, RedirectChain, location_text
 from fastreq.backends._requests_body import chunks, discard, normalize
 from fastreq.backends._requests_errors import (
@@ -32,8 +32,16 @@ from fastreq.backends._requests_errors import (
     is_timeout,
     map_error,
 )
-from fastreq.backends._requests_plan import RequestPlan, close_response_of, expire_if_queued
-from fastreq.backends._requests_session import FastreqAdapter, FastreqSession
+from fastreq.backends._requests_plan import (
+    Abandoned,
+    RequestPlan,
+    close_response_of,
+    encode_into,
+    expire_if_queued,
+    may_resend,
+    sending,
+)
+from fastreq.backends._requests_session import FastreqAdapter, FastreqSession, proxies_for
 from fastreq.backends._urllib3_errors import stale_connection_retry
 from fastreq.backends.base import Backend, NormalizedResponse, RequestConfig
 from fastreq.exceptions import (
@@ -45,25 +53,6 @@ from fastreq.exceptions import (
 __all__ = ["RequestsBackend"]
 
 _DEFAULT_WORKERS = 256
-_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
-
-
-#: the request being sent in this thread (by ``_open``), for ``_may_resend``
-_sending = threading.local()
-
-
-def _may_resend() -> bool:
-    """Whether urllib3 may resend the request of this thread on a fresh connection: not
-    once the request was given up. Its worker thread runs on (requests cannot be stopped
-    mid-call), and when the backend is closed under it, its socket with it, urllib3 sees
-    a dead connection: a resend then would reach the server after the caller moved on."""
-    plan: RequestPlan | None = getattr(_sending, "plan", None)
-    return plan is None or not plan.abandoned
-
-
-class _Abandoned(Exception):
-    """The request was given up (its coroutine cancelled) between two redirect hops: the
-    worker thread stops there. Nobody awaits it, so nobody sees it either."""
 
 
 class RequestsBackend(Backend):
@@ -110,7 +99,7 @@ class RequestsBackend(Backend):
             "pool_maxsize": max_workers,
             "pool_block": False,
             "max_retries": stale_connection_retry(
-                urllib3.Retry, urllib3.exceptions, _may_resend
+                urllib3.Retry, urllib3.exceptions, may_resend
             ),
             **library_options,
         }
@@ -183,36 +172,20 @@ class RequestsBackend(Backend):
         now = time.monotonic()
         total = None if timeouts is None else timeouts.total
         plan = RequestPlan(
-            "", None, {}, self._proxies(config.proxy), timeouts, now,
+            "", None, {}, proxies_for(config.proxy), timeouts, now,
             None if total is None else now + total,
         )
-        _encode(plan, config)
+        encode_into(plan, config)
         return plan
-
-    def _proxies(self, proxy: str | None) -> dict[str, str] | None:
-        if proxy is None:
-            return None
-        scheme = proxy.partition("://")[0].lower()
-        if scheme not in _PROXY_SCHEMES:
-            raise ConfigurationError(
-                f"unsupported proxy scheme {scheme}:// (use http://, https:// or socks5://)"
-            )
-        if scheme.startswith("socks") and not isinstance(requests.adapters.SOCKSProxyManager, type):
-            raise ConfigurationError(
-                "SOCKS proxies with backend 'requests' need PySocks: pip install "
-                "'requests[socks]' (python-socks when urllib3-future is installed), or use "
-                "backend='curl'"
-            )
-        return {"http": proxy, "https": proxy}
 
     def _open(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
         """Send the request, following redirects hop by hop (in this thread); returns the
         final response with its body still unread. ``plan`` keeps the first hop's deadline."""
-        _sending.plan = plan
+        sending.plan = plan
         try:
             return self._follow(config, plan)
         finally:
-            _sending.plan = None
+            sending.plan = None
 
     def _follow(self, config: RequestConfig, plan: RequestPlan) -> requests.Response:
         resp = self._send(config, plan)
@@ -234,9 +207,9 @@ class RequestsBackend(Backend):
                 break
             discard(resp, plan)
             if plan.abandoned:  # the awaiting coroutine gave up meanwhile: no further hop
-                raise _Abandoned()
+                raise Abandoned()
             config = hop
-            _encode(plan, hop)
+            encode_into(plan, hop)
             resp = self._send(hop, plan)
         return resp
 
@@ -413,10 +386,3 @@ class RequestsBackend(Backend):
     def _map_error(self, exc: BaseException, config: RequestConfig) -> FastRequestsError:
         """The fastreq exception for a requests / urllib3 / OS error."""
         return map_error(exc, config, self.name)
-
-
-def _encode(plan: RequestPlan, config: RequestConfig) -> None:
-    """Put ``config``'s URL, body and headers, encoded, into ``plan``."""
-    plan.url = build_url(config.url, config.params)
-    plan.body, content_type = encode_body(config)
-    plan.headers = outgoing_headers(config, content_type)
