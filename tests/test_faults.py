@@ -1,8 +1,7 @@
 """Hostile and broken servers: every backend turns each fault into an error for that input.
 
 Each test runs once per installed backend against the raw-socket fault server of
-``tests/_faults.py``. Known gaps of a backend that cannot be fixed here are
-``xfail(strict=True)`` with the reason (see ``tests/_known.py``).
+``tests/_faults.py``; every backend passes every test (no known gaps, no xfails).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from fastreq.exceptions import (
 )
 
 from ._faults import BOMB_SIZE, FaultServer, bomb, run_configs, run_one
-from ._known import known_gap
 from ._server import TestServer
 
 LIMIT = 10.0
@@ -70,7 +68,7 @@ def test_malformed_response_is_a_transport_error(
 
 
 def test_header_injection_in_a_response_never_reaches_the_caller(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
     for path in ("/header-crlf", "/header-cr", "/header-nul"):
         out = _one(backend_name, faults.url + path)
@@ -101,9 +99,7 @@ def test_batch_goes_on_and_each_fault_is_its_own_failure(
 # -- stale keep-alive ----------------------------------------------------------------------
 
 
-def test_stale_keepalive_get_is_retried_once(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
-) -> None:
+def test_stale_keepalive_get_is_retried_once(backend_name: str, faults: FaultServer) -> None:
     outs = _run(backend_name, *[RequestConfig(faults.url + "/stale", timeout=LIMIT)] * 2)
     assert [getattr(o, "status_code", o) for o in outs] == [200, 200]
     # first request, the reuse the server dropped, the resend on a fresh connection
@@ -112,9 +108,7 @@ def test_stale_keepalive_get_is_retried_once(
     ]
 
 
-def test_stale_keepalive_post_is_not_resent(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
-) -> None:
+def test_stale_keepalive_post_is_not_resent(backend_name: str, faults: FaultServer) -> None:
     config = RequestConfig(faults.url + "/stale", method="POST", data=b"pay once", timeout=LIMIT)
     first, second = _run(backend_name, config, config)
     assert isinstance(first, NormalizedResponse) and first.status_code == 200
@@ -123,11 +117,9 @@ def test_stale_keepalive_post_is_not_resent(
     assert [r.method for r in faults.records] == ["POST", "POST"]  # never a third
 
 
-
-
 @pytest.mark.parametrize("path", [*MALFORMED, "/garbage"])
 def test_fault_on_a_fresh_connection_is_not_resent(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer, path: str
+    backend_name: str, faults: FaultServer, path: str
 ) -> None:
     # Only a reused keep-alive connection may have gone stale: a request that failed on a
     # connection of its own is that input's error at once (fastreq's retry policy, not the
@@ -182,21 +174,10 @@ def test_drip_and_silence_are_cut_off_by_the_total_timeout(
 
 # -- decompression -------------------------------------------------------------------------
 
-_BOMB_GAPS: dict[str, str] = {}
-
-
-_UNBOUNDED_DECODE: dict[tuple[str, str], str] = {}
-
-
 @pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
 def test_decompression_bomb_fails_that_input(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer, encoding: str
+    backend_name: str, faults: FaultServer, encoding: str
 ) -> None:
-    if encoding != "zstd":  # curl does not decode zstd at all: that fails already
-        known_gap(request, backend_name, _BOMB_GAPS)
-    gap = _UNBOUNDED_DECODE.get((backend_name, encoding))
-    if gap is not None:
-        known_gap(request, backend_name, {backend_name: gap})
     bomb(encoding)  # build it before measuring
     tracemalloc.start()
     try:
@@ -210,9 +191,8 @@ def test_decompression_bomb_fails_that_input(
 
 
 def test_decompressed_size_cap_is_configurable(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
-    known_gap(request, backend_name, _BOMB_GAPS)
     small = _one(backend_name, faults.url + "/chain5", max_body_size=100)
     assert isinstance(small, NormalizedResponse) and small.content == b"layered"
     out = _one(backend_name, faults.url + "/bomb/gzip", max_body_size=1 << 20)
@@ -231,14 +211,14 @@ def test_plain_body_over_the_cap_fails_that_input(backend_name: str, server: Tes
 
 
 def test_five_chained_encodings_decoded(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
     out = _one(backend_name, faults.url + "/chain5")
     assert isinstance(out, NormalizedResponse) and out.content == b"layered"
 
 
 def test_six_chained_encodings_rejected(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
     out = _one(backend_name, faults.url + "/chain6")
     assert isinstance(out, ResponseDecodeError), repr(out)

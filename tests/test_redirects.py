@@ -289,7 +289,6 @@ def test_redirect_to_an_invalid_url_is_an_error(
 # -- the body of a followed redirect -------------------------------------------------------
 
 
-
 def test_small_redirect_body_is_drained_and_its_connection_reused(
     backend_name: str, faults: FaultServer
 ) -> None:
@@ -302,7 +301,7 @@ def test_small_redirect_body_is_drained_and_its_connection_reused(
 
 
 def test_compressed_redirect_body_is_never_decoded(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
     # decoded, it would be 200 MiB (over max_body_size): dropped raw, it is nothing
     out = run_one(backend_name, faults.url + "/redirect?to=/ok&bomb=gzip", max_body_size=1000)
@@ -311,7 +310,7 @@ def test_compressed_redirect_body_is_never_decoded(
 
 
 def test_endless_redirect_body_is_not_read_to_its_end(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
     out = run_one(backend_name, faults.url + "/redirect-endless", limit=5.0)
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)

@@ -25,7 +25,6 @@ from fastreq.exceptions import (
 from fastreq.utils.proxies import bypasses_proxy
 
 from ._faults import FaultRecord, FaultServer, run_configs, run_one
-from ._known import known_gap
 from ._proxy import ProxyServer
 from ._server import TestServer
 
@@ -70,18 +69,14 @@ def test_more_than_max_redirects_is_an_error(backend_name: str, server: TestServ
     assert isinstance(too_many, TooManyRedirectsError), repr(too_many)
 
 
-_STRIP_GAPS: dict[str, str] = {}
-
-
 def _assert_stripped(headers: dict[str, str]) -> None:
     for name in ("authorization", "proxy-authorization", "cookie"):
         assert name not in headers, (name, headers.get(name))
 
 
 def test_credentials_stripped_when_redirect_changes_host(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
-    known_gap(request, backend_name, _STRIP_GAPS)
     target = f"http://localhost:{faults.port}/echo"
     out = _one(backend_name, faults.url + f"/redirect?to={target}", headers=dict(SECRETS),
                cookies={"c": "2"})
@@ -90,9 +85,8 @@ def test_credentials_stripped_when_redirect_changes_host(
 
 
 def test_credentials_stripped_when_redirect_changes_port(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer, server: TestServer
+    backend_name: str, faults: FaultServer, server: TestServer
 ) -> None:
-    known_gap(request, backend_name, _STRIP_GAPS)
     target = server.url("/echo")
     out = _one(backend_name, faults.url + f"/redirect?to={target}", headers=dict(SECRETS),
                cookies={"c": "2"})
@@ -103,9 +97,8 @@ def test_credentials_stripped_when_redirect_changes_port(
 
 
 def test_credentials_stripped_on_https_to_http_downgrade(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer, tls_server: TestServer
+    backend_name: str, faults: FaultServer, tls_server: TestServer
 ) -> None:
-    known_gap(request, backend_name, _STRIP_GAPS)
     url = tls_server.url(f"/redirect-to?url={faults.url}/echo&status=302")
     out = _one(backend_name, url, headers=dict(SECRETS), cookies={"c": "2"}, verify_ssl=False)
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)
@@ -120,9 +113,8 @@ def test_credentials_kept_on_same_origin_redirect(backend_name: str, faults: Fau
 
 
 def test_303_turns_post_into_get_without_body(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer
+    backend_name: str, faults: FaultServer
 ) -> None:
-    known_gap(request, backend_name, {})
     out = _one(backend_name, faults.url + "/redirect?to=/echo&status=303", method="POST",
                json={"pay": 1})
     assert isinstance(out, NormalizedResponse) and out.status_code == 200, repr(out)
@@ -239,7 +231,7 @@ def test_pathological_url_fails_fast(backend_name: str) -> None:
     ids=["value-crlf", "value-lf", "method-crlf"],
 )
 def test_backend_never_sends_an_injected_header(
-    request: pytest.FixtureRequest, backend_name: str, faults: FaultServer,
+    backend_name: str, faults: FaultServer,
     options: dict[str, Any],
 ) -> None:
     """A RequestConfig built by hand (a custom caller) still cannot inject a header."""
