@@ -10,7 +10,7 @@ import niquests
 import niquests.adapters
 from niquests.packages import urllib3 as _urllib3
 
-from fastreq.backends._urllib3_errors import tracking_reuse
+from fastreq.backends._urllib3_errors import quiet_https_pools
 
 __all__ = ["NiquestsSession"]
 
@@ -27,10 +27,7 @@ class _QuietHTTPSPool(_urllib3.AsyncHTTPSConnectionPool):
 
 
 def _quiet(manager: Any) -> Any:
-    classes = manager.pool_classes_by_scheme
-    if classes.get("https") is _urllib3.AsyncHTTPSConnectionPool:  # not SOCKS' own pools
-        manager.pool_classes_by_scheme = {**classes, "https": _QuietHTTPSPool}
-    return tracking_reuse(manager)  # for stale_connection_retry
+    return quiet_https_pools(manager, _urllib3.AsyncHTTPSConnectionPool, _QuietHTTPSPool)
 
 
 class _QuietAdapter(niquests.adapters.AsyncHTTPAdapter):

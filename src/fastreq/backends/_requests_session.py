@@ -18,8 +18,7 @@ import requests.adapters
 import urllib3
 from urllib3.util.ssl_ import resolve_cert_reqs
 
-from fastreq.backends._urllib3_errors import tracking_reuse
-from fastreq.exceptions import ConfigurationError
+from fastreq.backends._urllib3_errors import proxy_mapping, quiet_https_pools
 
 __all__ = ["FastreqAdapter", "FastreqSession", "proxies_for"]
 
@@ -44,10 +43,7 @@ class _QuietHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 def _quiet(manager: Any) -> Any:
-    classes = manager.pool_classes_by_scheme
-    if classes.get("https") is urllib3.HTTPSConnectionPool:  # not SOCKS' own pools
-        manager.pool_classes_by_scheme = {**classes, "https": _QuietHTTPSPool}
-    return tracking_reuse(manager)  # for stale_connection_retry
+    return quiet_https_pools(manager, urllib3.HTTPSConnectionPool, _QuietHTTPSPool)
 
 
 class FastreqAdapter(requests.adapters.HTTPAdapter):
@@ -81,22 +77,11 @@ class FastreqSession(requests.Session):
         return None
 
 
-_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
-
-
 def proxies_for(proxy: str | None) -> dict[str, str] | None:
     """requests' ``proxies=`` for one proxy URL (checked: a scheme requests can use)."""
-    if proxy is None:
-        return None
-    scheme = proxy.partition("://")[0].lower()
-    if scheme not in _PROXY_SCHEMES:
-        raise ConfigurationError(
-            f"unsupported proxy scheme {scheme}:// (use http://, https:// or socks5://)"
-        )
-    if scheme.startswith("socks") and not isinstance(requests.adapters.SOCKSProxyManager, type):
-        raise ConfigurationError(
-            "SOCKS proxies with backend 'requests' need PySocks: pip install "
-            "'requests[socks]' (python-socks when urllib3-future is installed), or use "
-            "backend='curl'"
-        )
-    return {"http": proxy, "https": proxy}
+    return proxy_mapping(
+        proxy, socks_ok=isinstance(requests.adapters.SOCKSProxyManager, type),
+        socks_hint="SOCKS proxies with backend 'requests' need PySocks: pip install "
+                   "'requests[socks]' (python-socks when urllib3-future is installed), or use "
+                   "backend='curl'",
+    )

@@ -15,6 +15,7 @@ from typing import Any
 from fastreq.backends._common import IDEMPOTENT_METHODS
 from fastreq.exceptions import (
     BackendError,
+    ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
     ProtocolError,
@@ -29,6 +30,8 @@ __all__ = [
     "connection_error_class",
     "is_request_rejected",
     "is_response_parse_error",
+    "proxy_mapping",
+    "quiet_https_pools",
     "stale_connection_retry",
     "tracking_reuse",
     "urllib3_error_class",
@@ -203,3 +206,31 @@ def stale_connection_retry(
         allowed_methods=IDEMPOTENT_METHODS, raise_on_redirect=False, raise_on_status=False,
         respect_retry_after_header=False, backoff_factor=0,
     )
+
+
+_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
+
+
+def proxy_mapping(proxy: str | None, *, socks_ok: bool, socks_hint: str
+                  ) -> dict[str, str] | None:
+    """requests'/niquests' ``proxies=`` for one proxy URL, its scheme checked first;
+    ``socks_ok``: the SOCKS extra is installed (else ``socks_hint`` says what to install)."""
+    if proxy is None:
+        return None
+    scheme = proxy.partition("://")[0].lower()
+    if scheme not in _PROXY_SCHEMES:
+        raise ConfigurationError(
+            f"unsupported proxy scheme {scheme}:// (use http://, https:// or socks5://)"
+        )
+    if scheme.startswith("socks") and not socks_ok:
+        raise ConfigurationError(socks_hint)
+    return {"http": proxy, "https": proxy}
+
+
+def quiet_https_pools(manager: Any, stock: type, quiet: type) -> Any:
+    """``manager`` with its stock HTTPS pool class (not SOCKS' own) replaced by ``quiet``
+    (no warning for unverified HTTPS), and reuse tracked for :func:`stale_connection_retry`."""
+    classes = manager.pool_classes_by_scheme
+    if classes.get("https") is stock:
+        manager.pool_classes_by_scheme = {**classes, "https": quiet}
+    return tracking_reuse(manager)

@@ -41,6 +41,7 @@ from fastreq.backends._urllib3_errors import (
     connection_error_class,
     is_request_rejected,
     is_response_parse_error,
+    proxy_mapping,
     stale_connection_retry,
     urllib3_error_class,
 )
@@ -64,7 +65,6 @@ __all__ = ["NiquestsBackend"]
 
 _CHUNK = 64 * 1024
 _VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
-_PROXY_SCHEMES = frozenset({"http", "https", "socks4", "socks4a", "socks5", "socks5h"})
 _HAS_INCOMING_COOKIES = (
     "allow_incoming_cookies" in inspect.signature(niquests.AsyncSession.__init__).parameters
 )
@@ -168,21 +168,12 @@ class NiquestsBackend(Backend):
 
     # -- sending ---------------------------------------------------------------------------
     def _proxies(self, proxy: str | None) -> dict[str, str] | None:
-        if proxy is None:
-            return None
-        scheme = proxy.partition("://")[0].lower()
-        if scheme not in _PROXY_SCHEMES:
-            raise ConfigurationError(
-                f"unsupported proxy scheme {scheme}:// (use http://, https:// or socks5://)"
-            )
-        if scheme.startswith("socks") and not isinstance(
-            getattr(niquests.adapters, "AsyncSOCKSProxyManager", None), type
-        ):
-            raise ConfigurationError(
-                "SOCKS proxies with backend 'niquests' need python-socks: pip install "
-                "'niquests[socks]', or use backend='curl'"
-            )
-        return {"http": proxy, "https": proxy}
+        return proxy_mapping(
+            proxy,
+            socks_ok=isinstance(getattr(niquests.adapters, "AsyncSOCKSProxyManager", None), type),
+            socks_hint="SOCKS proxies with backend 'niquests' need python-socks: pip install "
+                       "'niquests[socks]', or use backend='curl'",
+        )
 
     async def request(self, config: RequestConfig) -> NormalizedResponse:
         try:
