@@ -82,6 +82,12 @@ MARK_START, MARK_END = "<!-- bench:latest:start -->", "<!-- bench:latest:end -->
 #: small-request counts are capped for the slow families (at concurrency 64 httpx spends
 #: ~5 ms of CPU per request here, niquests and requests ~1 ms): (quick, full) caps
 SLOW_CAPS = {"httpx": (100, 2_000), "niquests": (500, 5_000), "requests": (500, 5_000)}
+#: 1 MiB download counts are capped for the same families (~250-550 downloads/s here): (quick,
+#: full). The fast clients run 1,000 (quick) / 3,000 downloads, about 0.5 / 1.5 s each, so a
+#: run is in steady state like wrk's fixed-time run: with 100 downloads (~70 ms) the start-up
+#: (interpreter warm, 16 connections, first buffers) was most of the time and the ratio to
+#: wrk read 0.53x where 2,000 downloads measured 0.98x.
+LARGE_SLOW_CAPS = {"httpx": (100, 400), "niquests": (200, 800), "requests": (200, 800)}
 
 
 def log(msg: str = "") -> None:
@@ -120,13 +126,19 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
 
     small_n = args.requests or (5_000 if args.quick else 20_000)
 
-    def small_count(client: str) -> int:
-        for family, caps in SLOW_CAPS.items():
+    def capped(client: str, n: int, table: dict[str, tuple[int, int]]) -> int:
+        for family, caps in table.items():
             if client.endswith(family) or f"-{family}" in client:
-                return min(small_n, caps[0] if args.quick else caps[1])
-        return small_n
+                return min(n, caps[0] if args.quick else caps[1])
+        return n
 
-    large_n = args.large_requests or (100 if args.quick else 400)
+    def small_count(client: str) -> int:
+        return capped(client, small_n, SLOW_CAPS)
+
+    large_n = args.large_requests or (1_000 if args.quick else 3_000)
+
+    def large_count(client: str) -> int:
+        return capped(client, large_n, LARGE_SLOW_CAPS)
     h2_n = 1_000
     small_url = server.small_url if server else ""
     large_url = server.large_url if server else ""
@@ -152,7 +164,7 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
         [
             Entry(
                 f"large/{c}", c, label(c, given).replace("thread pool", "16-thread pool"),
-                large_n,
+                large_count(c),
                 {"kind": "stream" if c.endswith("-stream") else "bytes", "url": large_url,
                  "conc": 16, "expect_len": LARGE_SIZE, "expect_body": body,
                  "warmup_url": small_url},
@@ -312,10 +324,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="fastreq benchmark against nginx on 127.0.0.1 (see the module docstring)")
     ap.add_argument("--quick", action="store_true",
-                    help="5,000 small requests (fewer for httpx, niquests, requests), 100 large;"
+                    help="5,000 small requests (fewer for httpx, niquests, requests), 1,000 large;"
                          " well under 2 minutes")
     ap.add_argument("--requests", type=int, help="small-request count (default 20,000)")
-    ap.add_argument("--large-requests", type=int, help="1 MiB download count (default 400)")
+    ap.add_argument("--large-requests", type=int,
+                    help="1 MiB download count (default 3,000; fewer for httpx, niquests, "
+                         "requests)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per client (default 3)")
     ap.add_argument("--only", help="comma-separated glob patterns of client or workload names "
                     "(e.g. 'fastreq-curl*,raw-pycurl' or 'small/*'); see --list")

@@ -125,6 +125,18 @@ def test_workloads_and_only(run: ModuleType) -> None:
     assert all(e.n == 1000 for e in workloads[1].entries)
 
 
+def test_large_runs_last_long_enough_for_a_steady_state(run: ModuleType) -> None:
+    """1 MiB downloads: 1,000 (quick) / 3,000 for the fast clients, fewer for the slow ones."""
+    for argv, fast in ((["--quick"], 1000), ([], 3000)):
+        workloads = {w.key: w for w in run.build_workloads(run.parse_args(argv), None)}
+        large = {e.client: e.n for e in workloads["large"].entries}
+        assert large["fastreq-curl"] == large["raw-pycurl"] == large["raw-aiohttp"] == fast
+        assert 0 < large["fastreq-httpx"] < fast and 0 < large["raw-requests"] < fast
+    workloads = {w.key: w for w in run.build_workloads(
+        run.parse_args(["--quick", "--large-requests", "50"]), None)}
+    assert {e.n for e in workloads["large"].entries} == {50}
+
+
 def test_journal_row_in_the_small_workload_only(run: ModuleType) -> None:
     workloads = {w.key: w for w in run.build_workloads(run.parse_args(["--quick"]), None)}
     small = [e.client for e in workloads["small"].entries]
