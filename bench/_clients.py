@@ -19,264 +19,32 @@ from a fresh session or client, so connection set-up is inside every client's ti
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
 import resource
 import sys
 import tempfile
-import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-try:
-    import orjson
-
-    loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    loads = json.loads
-
-Spec = dict[str, Any]
-Outcome = dict[str, Any]  # errors, first_error, nbytes, loop
-
-
-class BadResponse(Exception):
-    pass
-
-
-def check(spec: Spec, status: int, body: bytes) -> int:
-    """The body's size if the response is what every client must get, else BadResponse."""
-    if status != 200:
-        raise BadResponse(f"HTTP {status}")
-    if spec["kind"] == "json":
-        if not loads(body):
-            raise BadResponse("empty JSON")
-    elif len(body) != spec["expect_len"]:
-        raise BadResponse(f"{len(body)} bytes, expected {spec['expect_len']}")
-    return len(body)
-
-
-def _outcome(errors: int, first: str, nbytes: int, loop: str) -> Outcome:
-    return {"errors": errors, "first_error": first, "nbytes": nbytes, "loop": loop}
-
-
-def _loop_name() -> str:
-    return type(asyncio.get_running_loop()).__module__.split(".")[0]
-
-
-async def _workers(n: int, conc: int, one: Callable[[], Awaitable[int]]) -> Outcome:
-    """``n`` calls of ``one()`` by ``conc`` workers; counts errors and bytes."""
-    remaining = n
-    errors = nbytes = 0
-    first = ""
-
-    async def worker() -> None:
-        nonlocal remaining, errors, nbytes, first
-        while remaining > 0:
-            remaining -= 1
-            try:
-                size = await one()  # not `nbytes += await ...`: that loses updates
-                nbytes += size
-            except Exception as exc:
-                errors += 1
-                first = first or f"{type(exc).__name__}: {exc}"[:300]
-
-    await asyncio.gather(*(worker() for _ in range(min(conc, n))))
-    return _outcome(errors, first, nbytes, _loop_name())
-
-
-def _run_async(factory: Callable[[], Awaitable[Outcome]], loop: str) -> Outcome:
-    if loop == "uvloop":
-        import uvloop
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    elif loop == "fastreq":  # whatever fastreq picks: uvloop when installed
-        from fastreq._sync import new_event_loop
-
-        loop_factory = new_event_loop
-    else:
-        loop_factory = asyncio.new_event_loop
-    event_loop = loop_factory()
-    try:
-        return event_loop.run_until_complete(factory())
-    finally:
-        try:
-            event_loop.run_until_complete(event_loop.shutdown_asyncgens())
-        finally:
-            event_loop.close()
-
-
-# -- raw peers ----------------------------------------------------------------------------
-def raw_pycurl(spec: Spec, same_request: bool = False) -> Outcome:
-    """The reference: pycurl CurlMulti + perform() + select(), handles reused (as in
-    bench/curl_raw.py). ``same_request``: the request fastreq sends and the response it
-    keeps (a rotating real User-Agent, Accept-Encoding offered, timeouts set, every header
-    line captured), so the ratio measures fastreq's own overhead only."""
-    import pycurl
-
-    agents: Any = None
-    if same_request:
-        from fastreq.utils.headers import UserAgentPool
-
-        agents = UserAgentPool().random
-
-    url, n, conc = spec["url"], spec["n"], spec["conc"]
-    multi = pycurl.CurlMulti()
-    handles = []
-    for _ in range(min(conc, n)):
-        c = pycurl.Curl()
-        c.body = []
-        c.setopt(pycurl.WRITEFUNCTION, c.body.append)
-        c.setopt(pycurl.NOSIGNAL, 1)
-        c.setopt(pycurl.PROXY, "")
-        if spec.get("ca"):
-            c.setopt(pycurl.CAINFO, spec["ca"])
-        if spec.get("http2"):
-            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
-            c.setopt(pycurl.PIPEWAIT, 1)
-        else:
-            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        if same_request:
-            c.hdrs = []
-            c.setopt(pycurl.HEADERFUNCTION, c.hdrs.append)
-            c.setopt(pycurl.ACCEPT_ENCODING, "")
-            c.setopt(pycurl.HTTPHEADER, ["Expect:"])
-            c.setopt(pycurl.CONNECTTIMEOUT_MS, 10_000)
-            c.setopt(pycurl.TIMEOUT_MS, 60_000)
-        handles.append(c)
-    free = list(handles)
-    started = done = errors = nbytes = 0
-    first = ""
-    while done < n:
-        while free and started < n:
-            c = free.pop()
-            c.body.clear()
-            if agents is not None:
-                c.hdrs.clear()
-                c.setopt(pycurl.USERAGENT, agents())
-            c.setopt(pycurl.URL, url)
-            multi.add_handle(c)
-            started += 1
-        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-            pass
-        while True:
-            queued, ok, failed = multi.info_read()
-            for c in ok:
-                multi.remove_handle(c)
-                try:
-                    nbytes += check(spec, c.getinfo(pycurl.RESPONSE_CODE), b"".join(c.body))
-                except Exception as exc:
-                    errors += 1
-                    first = first or f"{type(exc).__name__}: {exc}"
-                free.append(c)
-            for c, code, msg in failed:
-                multi.remove_handle(c)
-                free.append(c)
-                errors += 1
-                first = first or f"curl error {code}: {msg}"
-            done += len(ok) + len(failed)
-            if not queued:
-                break
-        if done < n and (not free or started >= n):
-            multi.select(1.0)
-    for c in handles:
-        c.close()
-    multi.close()
-    return _outcome(errors, first, nbytes, "select")
-
-
-def raw_aiohttp(spec: Spec, loop: str = "asyncio") -> Outcome:
-    async def main() -> Outcome:
-        import aiohttp
-
-        connector = aiohttp.TCPConnector(limit=spec["conc"])
-        async with aiohttp.ClientSession(connector=connector) as session:
-
-            async def one() -> int:
-                async with session.get(spec["url"]) as r:
-                    return check(spec, r.status, await r.read())
-
-            return await _workers(spec["n"], spec["conc"], one)
-
-    return _run_async(main, loop)
-
-
-def raw_httpx(spec: Spec, loop: str = "fastreq") -> Outcome:
-    async def main() -> Outcome:
-        import httpx
-
-        conc = spec["conc"]
-        limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-        async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as client:
-
-            async def one() -> int:
-                r = await client.get(spec["url"])
-                return check(spec, r.status_code, r.content)
-
-            return await _workers(spec["n"], conc, one)
-
-    return _run_async(main, loop)
-
-
-def raw_niquests(spec: Spec, loop: str = "fastreq") -> Outcome:
-    async def main() -> Outcome:
-        import niquests
-
-        conc = spec["conc"]
-        async with niquests.AsyncSession(pool_maxsize=conc, disable_http3=True) as session:
-            session.trust_env = False
-
-            async def one() -> int:
-                r = await session.get(spec["url"], timeout=30)
-                return check(spec, r.status_code or 0, r.content or b"")
-
-            return await _workers(spec["n"], conc, one)
-
-    return _run_async(main, loop)
-
-
-def raw_requests_threads(spec: Spec) -> Outcome:
-    """requests with a thread pool of ``conc`` threads, one Session per thread."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import requests
-
-    local = threading.local()
-    sessions: list[requests.Session] = []
-    lock = threading.Lock()
-    errors = nbytes = 0
-    first = ""
-
-    def one(_: int) -> None:
-        nonlocal errors, nbytes, first
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-            session.trust_env = False
-            with lock:
-                sessions.append(session)
-        try:
-            r = session.get(spec["url"], timeout=30)
-            size = check(spec, r.status_code, r.content)
-            with lock:
-                nbytes += size
-        except Exception as exc:
-            with lock:
-                errors += 1
-                first = first or f"{type(exc).__name__}: {exc}"[:300]
-
-    with ThreadPoolExecutor(spec["conc"]) as pool:
-        for _ in pool.map(one, range(spec["n"])):
-            pass
-    for s in sessions:
-        s.close()
-    return _outcome(errors, first, nbytes, "threads")
+from _peers import raw_aiohttp, raw_httpx, raw_niquests, raw_pycurl, raw_requests_threads
+from _work import (
+    BadResponse,
+    Outcome,
+    Spec,
+    check,
+    loads,
+    loop_name,
+    make_outcome,
+    run_async,
+    workers,
+)
 
 
 # -- fastreq ----------------------------------------------------------------------------------
@@ -335,8 +103,8 @@ def fastreq_pipeline(spec: Spec, backend: str, journal: bool = False) -> Outcome
             f = exc.failures[0]
             first = f"{type(f.error).__name__}: {f.error}"[:300]
         if len(results) != spec["n"]:
-            return _outcome(spec["n"], f"{len(results)} results for {spec['n']} URLs", 0,
-                            _loop_name())
+            return make_outcome(spec["n"], f"{len(results)} results for {spec['n']} URLs", 0,
+                            loop_name())
         nbytes = 0
         want = expected if spec["kind"] == "json" else spec["expect_len"]
         for r in results:
@@ -347,9 +115,9 @@ def fastreq_pipeline(spec: Spec, backend: str, journal: bool = False) -> Outcome
                 first = first or f"unexpected result {str(r)[:100]!r}"
             else:
                 nbytes += r if isinstance(r, int) else len(spec["expect_body"])
-        return _outcome(errors, first, nbytes, _loop_name())
+        return make_outcome(errors, first, nbytes, loop_name())
 
-    return _run_async(main, "fastreq")
+    return run_async(main, "fastreq")
 
 
 def fastreq_stream(spec: Spec, backend: str) -> Outcome:
@@ -381,11 +149,11 @@ def fastreq_stream(spec: Spec, backend: str) -> Outcome:
                 path.unlink(missing_ok=True)
 
         try:
-            return await _workers(spec["n"], spec["conc"], one)
+            return await workers(spec["n"], spec["conc"], one)
         finally:
             await be.close()
 
-    return _run_async(main, "fastreq")
+    return run_async(main, "fastreq")
 
 
 def backend_alone(spec: Spec, backend: str) -> Outcome:
@@ -407,11 +175,11 @@ def backend_alone(spec: Spec, backend: str) -> Outcome:
             return check(spec, r.status_code, r.content)
 
         try:
-            return await _workers(spec["n"], spec["conc"], one)
+            return await workers(spec["n"], spec["conc"], one)
         finally:
             await be.close()
 
-    return _run_async(main, "fastreq")
+    return run_async(main, "fastreq")
 
 
 @dataclass(frozen=True)
