@@ -4,6 +4,7 @@
     python bench/rss.py                       # 100k and 1M with nginx (100k only without)
     python bench/rss.py --n 100000 --n 1000000 --concurrency 100 --backend curl
     python bench/rss.py --server demo --n 20000
+    python bench/rss.py --journal --n 100000 --n 300000   # every outcome also journaled
 
 For each N: writes N URLs to a file, then runs a fresh interpreter (so each figure is that
 run's own) which reads the file lazily through ``from_file``, fetches every URL with
@@ -13,7 +14,9 @@ the imports and at the end, the throughput and the error count; then whether the
 in N (the 1M peak within 10% or 15 MB of the smallest N's). The server is our own nginx
 (``bench/_nginx.py``, a ~100-byte JSON file) when nginx is installed, else fastreq's embedded
 demo server (``fastreq serve`` in a child process, ``/item/{n}``), which is much slower: pass
-``--n`` to keep the run short. Linux only (``/proc``). Exit status 1 on any failed request.
+``--n`` to keep the run short. ``--journal``: each run also records every outcome in a new
+SQLite journal (``journal=``, in the temporary directory). Linux only (``/proc``). Exit
+status 1 on any failed request.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def child(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with open(args.out, "w", encoding="utf-8") as out:
         for r in fastreq_iter(from_file(args.file), concurrency=args.concurrency,
-                              backend=args.backend, max_retries=1):
+                              backend=args.backend, max_retries=1, journal=args.journal_path):
             out.write(json.dumps({"index": r.index, "status": r.status, "ok": r.ok,
                                   "attempts": r.attempts, "body": r.value}) + "\n")
             count += 1
@@ -82,6 +85,8 @@ def measure(n: int, base: str, pattern: str, args: argparse.Namespace, tmp: Path
     write_urls(urls, base, n, pattern)
     cmd = [sys.executable, __file__, "--child", "--n", str(n), "--file", str(urls),
            "--out", str(out), "--concurrency", str(args.concurrency), "--backend", args.backend]
+    if args.journal:
+        cmd += ["--journal-path", str(tmp / f"journal-{n}.db")]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"the run with N={n} failed:\n{proc.stderr[-3000:]}")
@@ -90,6 +95,8 @@ def measure(n: int, base: str, pattern: str, args: argparse.Namespace, tmp: Path
         result["lines"] = sum(1 for _ in fh)
     urls.unlink()
     out.unlink()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp / f"journal-{n}.db{suffix}").unlink(missing_ok=True)
     return result
 
 
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server", choices=("auto", "nginx", "demo"), default="auto")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--journal", action="store_true",
+                    help="also record every outcome in a new SQLite journal (journal=...)")
+    ap.add_argument("--journal-path", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -128,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             base = server.stdout.readline().split()[4]
             pattern, what = "{base}/item/{i}", "fastreq's embedded demo server"
         print(f"server: {what}; fastreq_iter(from_file(...)), concurrency {args.concurrency},"
-              f" backend {args.backend}; results written to a JSONL file as they arrive")
+              f" backend {args.backend}; results written to a JSONL file as they arrive"
+              + ("; every outcome journaled (journal=...)" if args.journal else ""))
         rows = []
         try:
             for n in sizes:

@@ -17,6 +17,7 @@ import pytest
 
 import fastreq
 from fastreq import ConfigurationError, JournaledError, PartialFailureError, fastreq_iter
+from fastreq._journal import BATCH_ROWS
 from fastreq.testing import MockBackend, make_response
 
 from ._server import TestServer
@@ -42,7 +43,7 @@ def _committed(journal: Path) -> set[int]:
 
 
 def test_kill_9_mid_run_then_resume_exactly_once(server: TestServer, tmp_path: Path) -> None:
-    n = 3000
+    n = 5000
     script = tmp_path / "job.py"
     script.write_text(PROGRAM)
     journal = tmp_path / "job.db"
@@ -51,7 +52,8 @@ def test_kill_9_mid_run_then_resume_exactly_once(server: TestServer, tmp_path: P
 
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
-    first = [json.loads(proc.stdout.readline()) for _ in range(400)]
+    # past the first batch (BATCH_ROWS outcomes): at least one is committed when killed
+    first = [json.loads(proc.stdout.readline()) for _ in range(BATCH_ROWS + 500)]
     os.kill(proc.pid, signal.SIGKILL)  # mid-run: the pipe throttles it well before the end
     proc.wait()
     proc.stdout.close()
@@ -232,3 +234,95 @@ def test_a_failed_write_is_raised_not_lost_silently(tmp_path: Path) -> None:
     journal.record(Result(0, None, "http://h/0", 200, {"a": 1}, None, 1, 0.1))
     with pytest.raises(fastreq.FastRequestsError, match="writing failed"):
         journal.close()
+
+
+def _outcome(journal: Any, i: int) -> None:
+    journal.add(i, None, f"http://h/{i}", 200, {"n": i}, None, 1, 0.01)
+
+
+def test_outcomes_recorded_off_the_loop_are_committed_and_read_back(tmp_path: Path) -> None:
+    import threading
+
+    from fastreq._journal import Journal
+
+    path = tmp_path / "j.db"
+    journal = Journal(path, return_type="json")
+    worker = threading.Thread(target=lambda: [_outcome(journal, i) for i in range(2500)])
+    worker.start()  # no event loop in that thread: batches are committed by size (or age)
+    worker.join()
+    assert journal.recorded == 2 * BATCH_ROWS  # the tail waits for close()
+    journal.close()
+    assert _committed(path) == set(range(2500))
+    again = Journal(path, return_type="json")
+    try:
+        urls = [(i, f"http://h/{i}") for i in range(2600)]
+        assert [i for i, _ in again.filter(urls)] == list(range(2500, 2600))
+        stored = list(again.replay())
+        assert [r.index for r in stored] == list(range(2500))
+        assert all(r.value == {"n": r.index} and r.replayed for r in stored)
+    finally:
+        again.close()
+
+
+def test_wal_checkpoints_run_beside_the_writes(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from fastreq import _journal_writer
+    from fastreq._journal import Journal
+
+    monkeypatch.setattr(_journal_writer, "WAL_BYTES", 1)  # a checkpoint after each batch
+    path = tmp_path / "j.db"
+    journal = Journal(path, return_type="json")
+    for i in range(3 * BATCH_ROWS):
+        _outcome(journal, i)
+        if i % BATCH_ROWS == BATCH_ROWS - 1:  # let each batch's checkpoint finish
+            for t in threading.enumerate():
+                if t.name == "fastreq-journal-checkpoint":
+                    t.join()
+    # in WAL mode the database file grows only by checkpoints: the journal is not closed yet
+    assert os.path.getsize(path) > 3 * BATCH_ROWS * 20
+    journal.close()
+    assert _committed(path) == set(range(3 * BATCH_ROWS))
+
+
+def test_a_failed_timed_commit_is_raised_by_close(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from fastreq import _journal
+    from fastreq._journal import Journal
+
+    monkeypatch.setattr(_journal, "BATCH_SECONDS", 0.01)
+    path = tmp_path / "j.db"
+
+    async def run() -> Journal:
+        journal = Journal(path, return_type="json")
+        other = sqlite3.connect(path)
+        other.execute("DROP VIEW outcomes")
+        other.execute("DROP TABLE pending")
+        other.commit()
+        other.close()
+        _outcome(journal, 0)  # one outcome: only the timer commits it
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if journal._writer.error is not None:
+                break
+        return journal
+
+    journal = asyncio.run(run())
+    assert journal.recorded == 0
+    with pytest.raises(fastreq.FastRequestsError, match="writing failed"):
+        journal.close()
+
+
+def test_large_bodies_are_committed_before_a_batch_fills(tmp_path: Path) -> None:
+    from fastreq._journal import BATCH_BYTES, Journal
+
+    journal = Journal(tmp_path / "j.db", return_type="content")
+    body = b"x" * (BATCH_BYTES // 4)  # stored as hex: half a batch's bytes each
+    for i in range(5):
+        journal.add(i, None, f"http://h/{i}", 200, body, None, 1, 0.01)
+    assert 0 < journal.recorded < 5  # bounded by size, not by BATCH_ROWS outcomes
+    journal.close()
+    assert _committed(tmp_path / "j.db") == set(range(5))
