@@ -16,6 +16,9 @@ with HTTP/2 a transfer waits for a connection being set up to the same origin
 per origin (``Engine.gate``). Retry sleeps happen on the loop through the client's injected
 ``sleep``.
 
+Results as they complete (``client.stream()``, ``fastreq_iter()``, a journal, the CLI's
+``fetch``) come from the same lane when the call allows it: see :mod:`fastreq._curl_lane_feed`.
+
 Known differences, all outside results: ``parse_func`` runs on the lane thread; a
 ``KeyboardInterrupt`` that stops the event loop without cancelling the batch leaves the
 (daemon) thread to finish its in-flight transfers.
@@ -23,9 +26,6 @@ Known differences, all outside results: ``parse_func`` runs on the lane thread; 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -33,22 +33,22 @@ from fastreq._batch import BatchSetup, run_batch
 from fastreq._models import FailureDetails, Request, ReturnType
 from fastreq._plan import Plan
 from fastreq.utils.logging import get_logger
-from fastreq.utils.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from fastreq._stream import StreamOptions
     from fastreq.client import FastRequests
 
-__all__ = ["MIN_BATCH", "enabled", "lane_plan", "run_batch_fast", "stats"]
+__all__ = ["MIN_BATCH", "enabled", "items_fit", "lane_options", "lane_plan", "request_fits",
+           "run_batch_fast", "stats"]
 
 _log = get_logger("curl_lane")
 #: smaller batches take the general path (a thread and a multi handle per batch)
 MIN_BATCH = 16
 _RTYPES = frozenset({ReturnType.JSON, ReturnType.TEXT, ReturnType.CONTENT, ReturnType.RESPONSE})
 _METHODS = frozenset({"GET", "HEAD"})
-#: how many batches (and inputs) went through the lane, and redirect hops it followed
-#: (tests, debug)
-stats = {"batches": 0, "inputs": 0, "redirects": 0}
+#: how many batches (and inputs) went through the lane, redirect hops it followed, and
+#: streams (results as they complete, :mod:`fastreq._curl_lane_feed`) it produced (tests, debug)
+stats = {"batches": 0, "inputs": 0, "redirects": 0, "streams": 0}
 #: ``False``: never take the lane (tests compare both paths; a switch while it is young)
 enabled = True
 
@@ -61,6 +61,17 @@ def _plain_http(url: str) -> bool:
 def lane_plan(client: FastRequests, plan: Plan, setup: BatchSetup, options: StreamOptions
               ) -> bool:
     """Whether this batch may run in the lane: every option is one it implements."""
+    if not options.plain or setup.progress.active:
+        return False
+    if plan.count is None or plan.count < MIN_BATCH:
+        return False
+    return lane_options(client, plan, setup, options.rtype) and items_fit(plan)
+
+
+def lane_options(client: FastRequests, plan: Plan, setup: BatchSetup, rtype: ReturnType
+                 ) -> bool:
+    """Whether the client, the call's options and the plan are ones the lane implements
+    (the inputs aside; a journal, progress or download/stream options: the caller's)."""
     backend = client.backend
     if not enabled or backend.name != "curl":
         return False
@@ -68,34 +79,38 @@ def lane_plan(client: FastRequests, plan: Plan, setup: BatchSetup, options: Stre
 
     if type(backend) is not CurlBackend:  # a subclass may send differently
         return False
-    if not options.plain or options.rtype not in _RTYPES:
+    if rtype not in _RTYPES:
         return False
     if (setup.gate_for is not None or setup.needs_host or setup.proxy_pool
-            or setup.adapt_config is not None or setup.wrap_emit is not None
-            or setup.progress.active):
+            or setup.adapt_config is not None or setup.wrap_emit is not None):
         return False
     if client._limiter is not None or client._breaker is not None or client._proxy_pool:
         return False
     if client._jar or client._active != 1:  # cookies already stored / another batch running
         return False
-    if plan.count is None or plan.count < MIN_BATCH:
-        return False
-    if (plan.method not in _METHODS or plan.data is not None or plan.json is not None
-            or plan.proxy is not None):
-        return False
+    return (plan.method in _METHODS and plan.data is None and plan.json is None
+            and plan.proxy is None)
+
+
+def items_fit(plan: Plan) -> bool:
+    """Every input of a (checked) list is one the lane sends."""
+    if set(map(type, plan.items())) == {str}:  # Plan checked each: an http(s) URL
+        return True
     method = plan.method
     for item in plan.items():
         if item.__class__ is str:
             if not _plain_http(item):
                 return False
-        elif isinstance(item, Request):
-            if (item.params is not None or item.headers or item.data is not None
-                    or item.json is not None or not _plain_http(item.url)
-                    or (item.method is not None and item.method.upper() != method)):
-                return False
-        else:
+        elif not (isinstance(item, Request) and request_fits(item, method)):
             return False
     return True
+
+
+def request_fits(item: Request, method: str) -> bool:
+    """A (checked) :class:`Request` the lane sends: the plan's method, nothing of its own."""
+    return (item.params is None and not item.headers and item.data is None
+            and item.json is None and _plain_http(item.url)
+            and (item.method is None or item.method.upper() == method))
 
 
 async def run_batch_fast(
@@ -118,9 +133,8 @@ async def _run_lane(
     rtype: ReturnType,
     parse_func: Callable[[Any], Any] | None,
 ) -> tuple[list[Any], list[FailureDetails]]:
-    from fastreq._curl_lane_io import LaneIO
+    from fastreq._curl_lane_thread import LaneThread
 
-    loop = asyncio.get_running_loop()
     count = plan.count
     assert count is not None
     results: list[Any] = [None] * count
@@ -129,68 +143,25 @@ async def _run_lane(
     source: Iterator[tuple[int, Any]] = enumerate(plan.items())
     first = next(iter(plan.items()))
     template = plan.config_factory()(first, 0)
-    ua_pool = plan._ua
-    sleep = client._sleep
-    sleepers: set[asyncio.Task[None]] = set()
 
     def fail(index: int, url: str, error: BaseException, attempts: int) -> None:
         failures.append(FailureDetails(index, key_for(index), url, error, attempts))
         _log.debug("input %d (%s) failed after %d attempt(s): %r", index, url, attempts, error)
 
-    async def sleep_then_resubmit(index: int, item: Any, attempts: int, delay: float) -> None:
-        await sleep(delay)
-        lane.resubmit(index, item, attempts)
-
-    def start_sleep(index: int, item: Any, attempts: int, delay: float) -> None:
-        task = loop.create_task(sleep_then_resubmit(index, item, attempts, delay))
-        sleepers.add(task)
-        task.add_done_callback(sleepers.discard)
-
-    def retry(index: int, item: Any, attempts: int, delay: float) -> None:
-        loop.call_soon_threadsafe(start_sleep, index, item, attempts, delay)
-
-    from fastreq.backends.curl import CurlBackend
-
-    backend = client.backend
-    assert isinstance(backend, CurlBackend)
-    policy = RetryPolicy(client.retry)
-    lane = LaneIO(
-        source, template, results,
-        concurrency=setup.concurrency, rtype=rtype, parse_func=parse_func, policy=policy,
-        statuses=policy.config.retry_statuses,
-        agents=ua_pool.agents if ua_pool is not None else None,
-        rnd=ua_pool._random if ua_pool is not None else float,
-        jar=client._jar, max_host_connections=backend._max_host_connections,
-        multiplex=backend._http2_enabled, pipewait=backend._h2 and template.http2,
-        fail=fail, retry=retry, apply=backend._apply_all, finish=backend._finish,
-    )
-    done: asyncio.Future[None] = loop.create_future()
-
-    def finished() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    def main() -> None:
-        try:
-            lane.run()
-        finally:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(finished)
-
-    thread = threading.Thread(target=main, name="fastreq-curl-lane", daemon=True)
+    runner = LaneThread(client, source, template, results, concurrency=setup.concurrency,
+                        rtype=rtype, parse_func=parse_func, fail=fail)
+    ua_pool = plan._ua
+    if ua_pool is not None:
+        runner.use_agents(ua_pool.agents, ua_pool._random)
     stats["batches"] += 1
     stats["inputs"] += count
     _log.debug("curl lane: %d inputs, concurrency %d", count, setup.concurrency)
-    thread.start()
+    runner.start()
     try:
-        await done
+        await runner.done
     finally:
-        lane.stop()
-        thread.join()
-        for task in list(sleepers):
-            task.cancel()
-        if sleepers:
-            await asyncio.gather(*sleepers, return_exceptions=True)
+        await runner.close()
+    lane = runner.lane
     if lane.error is not None:
         raise lane.error
     stats["redirects"] += lane.redirects

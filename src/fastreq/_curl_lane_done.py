@@ -50,7 +50,7 @@ Retry = Callable[[int, Any, int, float], None]
 #: the curl backend's ``_finish(handle, code, url, config)``: the response, or raises
 Finish = Callable[[Easy, int, str, RequestConfig], NormalizedResponse]
 #: a redirect hop to send: index, job (input, User-Agent), input URL, attempt, chain, config
-Hop = tuple[int, tuple[Any, str], str, int, RedirectChain, RequestConfig]
+Hop = tuple[int, tuple[Any, ...], str, int, RedirectChain, RequestConfig]
 
 
 class LaneOutcomes:
@@ -58,6 +58,8 @@ class LaneOutcomes:
 
     template: RequestConfig
     results: list[Any]
+    #: feed mode (a stream): each outcome as ``emit``'s arguments, for the loop (else None)
+    out: collections.deque[tuple[Any, ...]] | None
     rtype: ReturnType
     parse_func: Callable[[Any], Any] | None
     policy: RetryPolicy
@@ -82,7 +84,7 @@ class LaneOutcomes:
         cookies = dict(h.cookies) if h.cookies is not None else None
         return replace(template, url=url, headers=headers, cookies=cookies)
 
-    def _done(self, code: int, message: str, h: Easy, index: int, job: tuple[Any, str],
+    def _done(self, code: int, message: str, h: Easy, index: int, job: tuple[Any, ...],
               url: str, sent: str, attempts: int,
               chain: tuple[RedirectChain, RequestConfig] | None) -> None:
         """A finished transfer, as the engine, ``CurlBackend.request()`` and the Executor
@@ -124,29 +126,50 @@ class LaneOutcomes:
             value = extract_value(response, self.rtype)
         except Exception as exc:  # invalid JSON: the general path's very error
             item = job[0]
-            self.fail(index, str(item if item.__class__ is str else item.url), exc, attempts)
+            self._failed(index, job, str(item if item.__class__ is str else item.url),
+                         response, exc, attempts)
             return
         parse = self.parse_func
         if parse is None:
-            self.results[index] = value
+            self._value(index, job, url, response, value, attempts)
         else:
-            self._parsed(parse, value, index, url, attempts)
+            self._parsed(parse, value, index, job, url, response, attempts)
 
-    def _parsed(self, parse: Callable[[Any], Any], value: Any, index: int, url: str,
-                attempts: int) -> None:
+    def _parsed(self, parse: Callable[[Any], Any], value: Any, index: int, job: Any, url: str,
+                response: Any, attempts: int) -> None:
         try:
-            self.results[index] = parse(value)
+            value = parse(value)
         except Exception as exc:
             error = ParseFuncError(f"parse_func raised {type(exc).__name__}: {exc}")
             error.__cause__ = exc
+            self._failed(index, job, url, response, error, attempts)
+            return
+        self._value(index, job, url, response, value, attempts)
+
+    def _value(self, index: int, job: Any, url: str, response: Any, value: Any, attempts: int
+               ) -> None:
+        """Input ``index`` succeeded. ``response``: the response, or its status code."""
+        out = self.out
+        if out is None:
+            self.results[index] = value
+        else:  # emit's arguments; job: (input, User-Agent, started)
+            out.append((index, job[0], url, response, value, None, attempts, job[2]))
+
+    def _failed(self, index: int, job: Any, url: str, response: Any, error: BaseException,
+                attempts: int) -> None:
+        """Input ``index`` failed (``response``: the last one, as the Executor returns it)."""
+        out = self.out
+        if out is None:
             self.fail(index, url, error, attempts)
+        else:
+            out.append((index, job[0], url, response, None, error, attempts, job[2]))
 
     def _retry_status(self, response: Any, index: int, job: Any, url: str, attempts: int
                       ) -> None:
         method = self.template.method
         decision = self.policy.on_response(response, attempts, method)
         if not decision.retry:
-            self.fail(index, url, RetryExhaustedError(
+            self._failed(index, job, url, response, RetryExhaustedError(
                 f"{decision.reason} ({method} {url})", attempts=attempts,
                 last_response=response,
             ), attempts)
@@ -157,7 +180,7 @@ class LaneOutcomes:
                ) -> None:
         decision = self.policy.on_error(error, attempts, self.template.method)
         if not decision.retry:
-            self.fail(index, url, error, attempts)
+            self._failed(index, job, url, None, error, attempts)
             return
         self._later(index, job, attempts, decision.delay)
 

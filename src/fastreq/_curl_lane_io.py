@@ -4,7 +4,9 @@ The thread pulls ``(index, item)`` from the batch's iterator, sends each input, 
 completion decides what the general path's :class:`~fastreq._execute.Executor` and
 ``run_inputs`` would: retry (after the loop has slept through the client's injected ``sleep``),
 fail (the curl backend's own error mapping) or a value (extracted and parsed here). Values go
-straight into the results list; only failures, retries and the end travel to the loop.
+straight into the results list; only failures, retries and the end travel to the loop. In feed
+mode (a stream, :mod:`fastreq._curl_lane_feed`) inputs come in chunks from the loop and every
+outcome goes back to it (``out``), and no new transfer starts while ``limit`` outcomes wait.
 
 Every completion is finished as the curl backend finishes it (see
 :mod:`fastreq._curl_lane_done`): libcurl decodes any Content-Encoding, ``max_body_size`` is
@@ -18,6 +20,7 @@ import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from time import perf_counter
 from typing import Any
 
 import pycurl
@@ -34,6 +37,12 @@ from fastreq.utils.cookies import CookieJar
 from fastreq.utils.retry import RetryPolicy
 from fastreq.utils.validators import to_ascii_url
 
+_json_loads: Callable[[bytes], Any]
+try:  # base._loads without its Python frame (same function, same errors)
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _json_loads = _loads
+
 __all__ = ["LaneIO"]
 
 _RESPONSE_CODE = pycurl.RESPONSE_CODE
@@ -43,6 +52,7 @@ _USERAGENT = pycurl.USERAGENT
 _PIPEWAIT = pycurl.PIPEWAIT
 _JSON = ReturnType.JSON
 _CALL_MULTI_PERFORM = pycurl.E_CALL_MULTI_PERFORM
+_END_OF_BLOCK = b"\r\n"  # the empty line ending a block of header lines
 _TICK = 0.05  # longest select()/wait, so stop() is noticed quickly
 _JSON_TYPES: dict[str | None, bool] = {None: False, "": False}
 #: ``Easy.key`` of a lane handle holding the batch template's options (PIPEWAIT off / on);
@@ -50,10 +60,14 @@ _JSON_TYPES: dict[str | None, bool] = {None: False, "": False}
 _PLAIN = ("lane",)
 _WAIT = ("lane", "pipewait")
 
-#: a transfer: handle, index, job (input, User-Agent), input URL, URL sent, attempt,
-#: and for a redirect hop (the chain, the hop's config), else None
-Entry = tuple[Easy, int, tuple[Any, str], str, str, int,
+#: a transfer: handle, index, job (input, User-Agent[, started: feed mode]), input URL, URL
+#: sent, attempt, and for a redirect hop (the chain, the hop's config), else None
+Entry = tuple[Easy, int, tuple[Any, ...], str, str, int,
               tuple[RedirectChain, RequestConfig] | None]
+
+
+def _nothing() -> None:
+    pass
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -117,12 +131,38 @@ class LaneIO(LaneOutcomes):
         self._wake = threading.Condition()
         self._sleeping = 0  # inputs handed to the loop to sleep before a retry
         self._cookies = False  # the jar got cookies during this batch: send them
+        self.out = None  # feed mode (see _curl_lane_feed): set before run()
+        self.chunks: collections.deque[list[tuple[int, Any]]] = collections.deque()
+        self.closed = True  # feed mode: no more chunks will come
+        self.limit = 0  # feed mode: at most this many outcomes undelivered, else no new input
+        self.signaled = False  # feed mode: the loop has been told to look (see signal())
+        self.taken = 0  # feed mode: inputs taken from chunks
+        self.notify: Callable[[], None] = _nothing  # feed mode: wakes the loop's pump
+
+    def signal(self) -> None:
+        """Feed mode: wake the loop (outcomes to deliver, inputs wanted)."""
+        self.signaled = True
+        self.notify()
 
     # -- loop side -------------------------------------------------------------------------
     def resubmit(self, index: int, job: Any, attempts: int) -> None:
         """A retry's sleep is over: send ``job`` again (attempt ``attempts + 1``)."""
         with self._wake:
             self.resubmitted.append((index, job, attempts))
+            self._wake.notify()
+
+    def feed(self, chunk: list[tuple[int, Any]] | None) -> None:
+        """Feed mode: more inputs (``None``: no more will come)."""
+        with self._wake:
+            if chunk is None:
+                self.closed = True
+            else:
+                self.chunks.append(chunk)
+            self._wake.notify()
+
+    def poke(self) -> None:
+        """Feed mode: the loop took outcomes (room for new transfers again)."""
+        with self._wake:
             self._wake.notify()
 
     def stop(self) -> None:
@@ -169,28 +209,45 @@ class LaneIO(LaneOutcomes):
         hops, pipewait = self.hops, self.pipewait
         statuses, parse = self.statuses, self.parse_func
         fast = self.rtype is _JSON  # the common case, finished inline below
-        json_types = _JSON_TYPES
+        json_types, loads, jar = _JSON_TYPES, _json_loads, self.jar
+        out = self.out  # feed mode: outcomes for the loop, else None (batch mode)
+        feed, limit, chunks, now = out is not None, self.limit, self.chunks, perf_counter
         exhausted = False
+        room = concurrency
         while not self.stopped:
+            if feed:
+                if out and not self.signaled:
+                    self.signal()
+                if exhausted and chunks:
+                    source, exhausted = self._next_chunk(), False
+                # backpressure: no new transfer while the loop has not taken enough outcomes
+                room = concurrency if len(out) < limit else 0  # type: ignore[arg-type]
             # start transfers: redirect hops first, then retries, then new inputs
-            while len(busy) < concurrency:
+            while len(busy) < room:
                 if hops:
                     self._start_hop(free, handles, busy, add)
                     continue
                 if resubmitted:
-                    index, (item, ua), attempts = resubmitted.popleft()
+                    index, job, attempts = resubmitted.popleft()
                     self._sleeping -= 1
+                    item, ua = job[0], job[1]
                 elif exhausted:
                     break
                 else:
                     try:
                         index, item = next(source)
                     except StopIteration:
+                        if feed and chunks:
+                            source = self._next_chunk()
+                            continue
+                        if feed and not self.closed and not self.signaled:
+                            self.signal()  # starved: inputs wanted
                         exhausted = True
                         break
                     attempts = 0
                     # UserAgentPool.random(), inline: one pick per input, kept for retries
                     ua = agents[int(rnd() * n_agents)] if agents else ""
+                    job = (item, ua, now()) if feed else (item, ua)
                 h = free.pop() if free else self._new_handle(handles)
                 raw = item if item.__class__ is str else item.url
                 url = raw if raw.isascii() else to_ascii_url(raw)
@@ -207,13 +264,14 @@ class LaneIO(LaneOutcomes):
                     self._set_cookies(h, url)
                 setopt(_URL, sent)
                 c = h.curl
-                busy[c] = (h, index, (item, ua), url, sent, attempts + 1, None)
+                busy[c] = (h, index, job, url, sent, attempts + 1, None)
                 add(c)
             if not busy:
-                if exhausted and not self._sleeping:
+                if (exhausted and not self._sleeping and not hops
+                        and (not feed or (self.closed and not chunks))):
                     return
-                with self._wake:
-                    if not resubmitted and not self.stopped:
+                with self._wake:  # until something can start (or the tick: stopped?)
+                    if not self.stopped and not (room and (resubmitted or hops or chunks)):
                         self._wake.wait(_TICK)
                 continue
             while perform()[0] == _CALL_MULTI_PERFORM:
@@ -228,11 +286,14 @@ class LaneIO(LaneOutcomes):
                     if fast:  # a plain 2xx JSON body: what extract_value() does, inline
                         getinfo = h.getinfo
                         status = getinfo(_RESPONSE_CODE)
-                        low = b"".join(h.hdrs).lower()
                         body = b"".join(h.chunks)
                         cap = h.cap
+                        # one block of header lines (no 1xx interim block, no trailers) and,
+                        # with a jar, no Set-Cookie: else _done() finishes it
                         if (200 <= status < 300 and status not in statuses and body
-                                and b"set-cookie" not in low and b"\nhttp/" not in low
+                                and h.hdrs.count(_END_OF_BLOCK) == 1
+                                and (jar is None  # find(): `in` tries an int first
+                                     or b"".join(h.hdrs).lower().find(b"set-cookie") < 0)
                                 and (cap is None or len(body) <= cap)):
                             content_type = getinfo(_CONTENT_TYPE)
                             is_json = json_types.get(content_type)
@@ -240,15 +301,19 @@ class LaneIO(LaneOutcomes):
                                 is_json = _is_json(content_type)
                             if is_json:
                                 try:
-                                    value = _loads(body)
+                                    value = loads(body)
                                 except ValueError:
                                     pass  # the general path's error, from _done()
                                 else:
-                                    index = entry[1]
-                                    if parse is None:
-                                        results[index] = value
-                                    else:
-                                        self._parsed(parse, value, index, entry[3], entry[5])
+                                    if parse is not None:
+                                        self._parsed(parse, value, entry[1], entry[2], entry[3],
+                                                     status, entry[5])
+                                    elif out is None:
+                                        results[entry[1]] = value
+                                    else:  # emit's arguments (status: the loop's to wrap)
+                                        job = entry[2]
+                                        out.append((entry[1], job[0], entry[3], status, value,
+                                                    None, entry[5], job[2]))
                                     continue
                     self._done(0, "", *entry)
                 for c, code, message in failed:
@@ -258,10 +323,19 @@ class LaneIO(LaneOutcomes):
                     self._done(code, message, *entry)
                 if not queued:
                     break
-            if busy and not hops and (len(busy) >= concurrency
-                                      or (exhausted and not resubmitted)):
+            if feed and out and not self.signaled:
+                self.signal()  # before select(): the loop delivers them meanwhile
+            if busy and not hops and (len(busy) >= room or (exhausted and not resubmitted)):
                 timeout = multi.timeout()
                 multi.select(_TICK if timeout < 0 else min(timeout / 1000, _TICK))
+
+    def _next_chunk(self) -> Iterator[tuple[int, Any]]:
+        """Feed mode: the next chunk of inputs the loop handed over."""
+        chunk = self.chunks.popleft()
+        self.taken += len(chunk)
+        if not self.signaled:
+            self.signal()  # the loop tops the feed up
+        return iter(chunk)
 
     def _new_handle(self, handles: list[Easy]) -> Easy:
         h = Easy()

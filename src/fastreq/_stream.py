@@ -4,6 +4,8 @@ The batch's per-input handler runs unchanged; its sink builds a :class:`~fastreq
 puts it into a bounded :class:`asyncio.Queue`. When the consumer is slow the queue fills and
 the workers wait on it (backpressure), so memory stays bounded whatever the input size. With
 a journal, the stored outcomes are yielded first, then the inputs still to do are fetched.
+With the curl backend an eligible call's outcomes come from the curl lane's I/O thread
+(:mod:`fastreq._curl_lane_feed`), handed to the same sink.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, I
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from fastreq._batch import BatchSetup, Emit, run_inputs
+from fastreq._batch import BatchSetup, Emit
+from fastreq._curl_lane_feed import run_inputs_fast
 from fastreq._download import StreamCallback, to_callback, to_files
 from fastreq._inputs import aenumerate, is_async_input, normalize_input
 from fastreq._journal import HEAD_SIZE, Journal
@@ -193,7 +196,7 @@ async def collect(client: FastRequests, plan: Plan, source: Any, options: Stream
         async with client._session():
             setup = client._batch_setup(plan.count, restarting=options.restarting)
             options.fill(setup, plan.key_for)
-            await run_inputs(plan, setup, options.rtype, options.parse_func, emit, source)
+            await run_inputs_fast(client, plan, setup, options, emit, source)
         if journal is not None:
             for r in journal.replay():
                 if r.index >= len(values):
@@ -246,7 +249,7 @@ async def _produce(client: FastRequests, plan: Plan, source: Any, options: Strea
         async with client._session():
             setup = client._batch_setup(plan.count, restarting=options.restarting)
             options.fill(setup, plan.key_for)
-            await run_inputs(plan, setup, options.rtype, options.parse_func, emit, source)
+            await run_inputs_fast(client, plan, setup, options, emit, source)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:  # handed to the consumer, raised there
