@@ -60,7 +60,8 @@ def _fastreq_backend(spec: Spec, backend: str) -> Any:
 
 def fastreq_general(spec: Spec) -> Outcome:
     """``fastreq_pipeline`` on the curl backend with the fast lane switched off: the general
-    path (a coroutine per request), which journaled, limited or streamed batches take."""
+    path (a coroutine per request), which rate-limited, per-host-limited or proxied batches
+    take."""
     from fastreq import _curl_lane
 
     _curl_lane.enabled = False
@@ -104,7 +105,7 @@ def fastreq_pipeline(spec: Spec, backend: str, journal: bool = False) -> Outcome
             first = f"{type(f.error).__name__}: {f.error}"[:300]
         if len(results) != spec["n"]:
             return make_outcome(spec["n"], f"{len(results)} results for {spec['n']} URLs", 0,
-                            loop_name())
+                                loop_name())
         nbytes = 0
         want = expected if spec["kind"] == "json" else spec["expect_len"]
         for r in results:

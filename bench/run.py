@@ -101,7 +101,7 @@ SMALL_CLIENTS = [
     ("raw-pycurl", None),
     ("raw-pycurl-same", None),  # the same request bytes and kept headers as fastreq's
     ("fastreq-curl", None),
-    ("fastreq-curl-general", None),  # the lane off: what journaled/limited batches take
+    ("fastreq-curl-general", None),  # the lane off: what limited/proxied batches take
     ("fastreq-curl-journal", None),  # small workload only: the journal's cost per request
     ("backend-curl", None),
     ("fastreq-aiohttp", None),
