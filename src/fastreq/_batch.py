@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,6 @@ from fastreq._execute import Executor, HostContext
 from fastreq._inputs import BadInput
 from fastreq._lanes import HostGate, run_lanes
 from fastreq._models import FailureDetails, ReturnType
-from fastreq._pipeline import run_pool
 from fastreq._plan import Plan
 from fastreq.backends.base import NormalizedResponse, RequestConfig
 from fastreq.exceptions import ParseFuncError, PartialFailureError
@@ -26,6 +25,7 @@ from fastreq.utils.proxies import bypasses_proxy
 
 __all__ = [
     "BatchSetup", "ConfigFactory", "Emit", "extract_value", "host_of", "run_batch", "run_inputs",
+    "run_workers",
 ]
 
 _log = get_logger("batch")
@@ -133,50 +133,58 @@ async def run_inputs(
         make_config = setup.adapt_config(make_config)
     if setup.wrap_emit is not None:
         emit = setup.wrap_emit(emit)
-    send = setup.executor.send
+    send = setup.executor.sender
     progress = setup.progress if setup.progress.active else None
     needs_ctx = setup.needs_host or setup.proxy_pool
     no_proxy = setup.no_proxy
     now = time.perf_counter
 
+    async def drain(inputs: Iterator[tuple[int, Any]], host: str | None = None,
+                    token_taken: bool = False) -> None:
+        """Handle each ``(index, item)`` of ``inputs`` to its outcome, in turn: a worker of
+        the pool (one shared iterator: next() never awaits) or one input (``handle``)."""
+        for index, item in inputs:
+            attempts = 0
+            response = value = error = None
+            started = now()
+            try:
+                config = make_config(item, index)
+                url = config.url
+                ctx = None
+                if needs_ctx:
+                    item_host = host if host is not None else host_of(url)
+                    gate = setup.gate_for(item_host) if setup.gate_for is not None else None
+                    ctx = HostContext(
+                        item_host,
+                        gate.limiter if gate is not None else None,
+                        token_taken,
+                        setup.proxy_pool and config.proxy is None
+                        and not bypasses_proxy(item_host, no_proxy),
+                    )
+                response, error, attempts = await send(config, ctx)
+                if error is None:
+                    value = extract_value(response, rtype)  # type: ignore[arg-type]
+                    if parse_func is not None:
+                        try:
+                            value = parse_func(value)
+                        except Exception as exc:
+                            error = ParseFuncError(
+                                f"parse_func raised {type(exc).__name__}: {exc}"
+                            )
+                            error.__cause__ = exc
+                            value = None
+            except Exception as exc:  # a lazily pulled input that fails validation, bad body
+                error, value = exc, None
+                url = str(item if isinstance(item, str) else getattr(item, "url", repr(item)))
+            if progress is not None:
+                progress.advance(error is not None)
+            waiter = emit(index, item, url, response, value, error, attempts, started)
+            if waiter is not None:
+                await waiter
+
     async def handle(indexed: tuple[int, Any], host: str | None = None,
                      token_taken: bool = False) -> None:
-        index, item = indexed
-        attempts = 0
-        response = value = error = None
-        started = now()
-        try:
-            config = make_config(item, index)
-            url = config.url
-            ctx = None
-            if needs_ctx:
-                host = host if host is not None else host_of(url)
-                gate = setup.gate_for(host) if setup.gate_for is not None else None
-                ctx = HostContext(
-                    host,
-                    gate.limiter if gate is not None else None,
-                    token_taken,
-                    setup.proxy_pool and config.proxy is None
-                    and not bypasses_proxy(host, no_proxy),
-                )
-            response, error, attempts = await send(config, ctx)
-            if error is None:
-                value = extract_value(response, rtype)  # type: ignore[arg-type]
-                if parse_func is not None:
-                    try:
-                        value = parse_func(value)
-                    except Exception as exc:
-                        error = ParseFuncError(f"parse_func raised {type(exc).__name__}: {exc}")
-                        error.__cause__ = exc
-                        value = None
-        except Exception as exc:  # a lazily pulled input that fails validation, bad body...
-            error, value = exc, None
-            url = str(item if isinstance(item, str) else getattr(item, "url", repr(item)))
-        if progress is not None:
-            progress.advance(error is not None)
-        waiter = emit(index, item, url, response, value, error, attempts, started)
-        if waiter is not None:
-            await waiter
+        await drain(iter((indexed,)), host, token_taken)
 
     try:
         if setup.gate_for is None:
@@ -184,11 +192,28 @@ async def run_inputs(
             if isinstance(source, AsyncIterator):
                 await run_pool_async(source, handle, workers)
             else:
-                await run_pool(iter(source), handle, workers)
+                shared = iter(source)
+                await run_workers([drain(shared) for _ in range(workers)])
         else:
             await _run_lanes(source, setup, handle)
     finally:
         setup.progress.close()
+
+
+async def run_workers(workers: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the pool's workers to the end (each records its inputs' outcomes, never raises);
+    if one does raise, the others are cancelled and the exception propagates."""
+    if len(workers) == 1:
+        await workers[0]
+        return
+    tasks = [asyncio.ensure_future(worker) for worker in workers]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _run_lanes(source: Iterable[Any] | AsyncIterator[Any], setup: BatchSetup,
@@ -210,7 +235,8 @@ async def _run_lanes(source: Iterable[Any] | AsyncIterator[Any], setup: BatchSet
 async def run_pool_async(
     source: AsyncIterator[Any], handle: Callable[[Any], Awaitable[None]], workers: int
 ) -> None:
-    """:func:`run_pool` for an async iterator: workers take turns awaiting the next item."""
+    """:func:`fastreq._pipeline.run_pool` for an async iterator: workers take turns awaiting
+    the next item."""
     turn = asyncio.Lock()
 
     async def worker() -> None:

@@ -125,8 +125,12 @@ class Plan:
             key_list = validate_keys(keys, len(urls))
         self.count: int | None = len(urls) if isinstance(urls, Collection) else None
         if self.count is not None:
+            check = self._check_item
             for index, item in enumerate(urls):
-                self._check_item(item, index)
+                if item.__class__ is str:
+                    validate_url(item)  # what _check_item does for a str, one call less
+                else:
+                    check(item, index)
             request_keys = self._request_keys(urls)
             if key_list is None and request_keys is not None:
                 key_list = request_keys
@@ -179,8 +183,15 @@ class Plan:
         hops, cap = d.max_redirects, d.max_body_size
         pick_ua = self._ua.random if self._ua is not None else None
         base_headers = self.headers
+        # the usual headers, a rotated User-Agent alone, picked inline (one call less) when
+        # the pool picks as UserAgentPool does
+        ua_pool: Any = self._ua
+        inline_ua = (ua_pool is not None and not base_headers
+                     and type(ua_pool).random is UserAgentPool.random)
 
         def headers_for(extra: dict[str, str] | None) -> dict[str, str] | None:
+            if extra is None and pick_ua is not None and not base_headers:
+                return {"User-Agent": pick_ua()}  # the common case: a rotated UA alone
             headers = merge_headers(base_headers, extra) if extra else base_headers
             if pick_ua is not None and not (
                 extra and any(k.lower() == "user-agent" for k in extra)
@@ -195,8 +206,10 @@ class Plan:
             if item.__class__ is str:
                 return RequestConfig(
                     item if item.isascii() else to_ascii_url(item),
-                    method, params, data, json, headers_for(None), cookies, timeout,
-                    proxy, http2, False, follow, verify, hops, None, cap,
+                    method, params, data, json,
+                    {"User-Agent": ua_pool.agents[int(ua_pool._random() * len(ua_pool.agents))]}
+                    if inline_ua else headers_for(None),
+                    cookies, timeout, proxy, http2, False, follow, verify, hops, None, cap,
                 )
             req: Request = item
             item_headers = validate_headers(req.headers) if req.headers else None

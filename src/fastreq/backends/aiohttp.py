@@ -10,8 +10,6 @@ import asyncio
 import io
 import ssl
 import sys
-from contextvars import ContextVar
-from functools import lru_cache
 from time import perf_counter
 from typing import Any
 
@@ -19,6 +17,17 @@ import aiohttp
 from aiohttp import hdrs
 from aiohttp.http_exceptions import HttpProcessingError
 
+from fastreq.backends._aiohttp_deadline import Deadlines
+from fastreq.backends._aiohttp_response import make_response
+from fastreq.backends._aiohttp_session import (
+    DIRECT_HEADERS,
+    FRESH,
+    NO_TIMEOUT,
+    PoolConnector,
+    direct_headers,
+    request_class,
+    timeout_plan,
+)
 from fastreq.backends._common import (
     IDEMPOTENT_METHODS,
     build_url,
@@ -46,7 +55,7 @@ from fastreq.exceptions import (
     TransportError,
     ValidationError,
 )
-from fastreq.timeouts import Timeout, TimeoutLike
+from fastreq.timeouts import Timeout
 
 __all__ = ["AiohttpBackend"]
 
@@ -54,7 +63,6 @@ __all__ = ["AiohttpBackend"]
 # asyncio leak (fixed in 3.12.8 / 3.13.1); aiohttp warns when asked for it elsewhere.
 _PY = sys.version_info
 _NEEDS_CLEANUP_CLOSED = _PY < (3, 12, 8) or (3, 13, 0) <= _PY < (3, 13, 1)
-_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 _PROXY_SCHEMES = frozenset({"http", "https"})
 # aiohttp would add ``Content-Type: application/octet-stream`` to raw byte bodies; the
 # other backends send no Content-Type the caller did not ask for. Passed per request, only
@@ -65,59 +73,17 @@ _SKIP_AUTO_HEADERS = ("Content-Type",)
 _LARGE_BODY = 1 << 20
 
 
-@lru_cache(maxsize=64, typed=True)  # typed: True must not hit the entry of 1
-def _cached_client_timeout(value: TimeoutLike) -> aiohttp.ClientTimeout:
-    """aiohttp's limits for a raw ``RequestConfig.timeout`` (cached: no Timeout per request)."""
-    timeout = Timeout.coerce(value)
-    if timeout is None:
-        return _NO_TIMEOUT
-    # aiohttp's ``connect`` covers pool wait + DNS + TCP + TLS + proxy handshake. The pool
-    # is unlimited, so there is never a wait for a free connection and ``pool`` is moot.
-    return aiohttp.ClientTimeout(
-        total=timeout.total, connect=timeout.connect, sock_read=timeout.read, sock_connect=None
-    )
-
-
 _HTTP_VERSIONS: dict[Any, str] = {
     aiohttp.HttpVersion11: "HTTP/1.1",
     aiohttp.HttpVersion10: "HTTP/1.0",
 }
 
 
-def _request_class(supported: tuple[str, ...]) -> type[aiohttp.ClientRequest]:
-    """aiohttp's request class, minus any Accept-Encoding coding ``supported`` lacks (its
-    default offers zstd when backports.zstd is installed, which _decode does not use)."""
-    defaults = aiohttp.ClientRequest.DEFAULT_HEADERS
-    offered = defaults.get(hdrs.ACCEPT_ENCODING, "")
-    codings = [c.strip() for c in offered.split(",") if c.strip()]
-    kept = [c for c in codings if c.lower() in supported]
-    if kept == codings:
-        return aiohttp.ClientRequest
-
-    class _Request(aiohttp.ClientRequest):
-        DEFAULT_HEADERS = {**defaults, hdrs.ACCEPT_ENCODING: ", ".join(kept) or "identity"}
-
-    return _Request
-
-
-#: set by _PoolConnector in the request's task: its connection came from the pool
-_REUSED: ContextVar[bool] = ContextVar("fastreq_aiohttp_reused", default=False)
-
-
-class _PoolConnector(aiohttp.TCPConnector):
-    """A ``TCPConnector`` that tells (through ``_REUSED``) whether a pooled connection was
-    handed out: only a reused keep-alive connection may have gone stale."""
-
-    async def _get(self, key: Any, traces: Any) -> Any:  # aiohttp's pool lookup
-        conn = await super()._get(key, traces)
-        if conn is not None:
-            _REUSED.set(True)
-        return conn
-
-
-def _fits(content_length: str | None, cap: int) -> bool:
-    """A declared Content-Length within ``cap`` (the body can be read whole at once)."""
-    return content_length is not None and content_length.isdigit() and int(content_length) <= cap
+_UNSET: Any = object()
+_Plan = tuple[aiohttp.ClientTimeout, 'aiohttp.ClientTimeout | None']
+#: kept importable here (tests and callers used these names)
+_request_class = request_class
+_cached_client_timeout = timeout_plan
 
 
 def _http_version(version: Any) -> str | None:
@@ -150,6 +116,9 @@ class AiohttpBackend(Backend):
         self._connector_options = library_options
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
+        #: the last ``RequestConfig.timeout`` seen and its timeout_plan()
+        self._last_timeout: tuple[Any, _Plan] = (_UNSET, (NO_TIMEOUT, None))
 
     @property
     def name(self) -> str:
@@ -164,10 +133,16 @@ class AiohttpBackend(Backend):
         return self
 
     async def close(self) -> None:
-        session, loop = self._session, self._loop
-        self._session = self._loop = None
+        session, loop, deadlines = self._session, self._loop, self._deadlines
+        self._session = self._loop = self._deadlines = None
         if session is not None:
-            await close_on(loop, session.close)
+
+            async def close_all() -> None:
+                if deadlines is not None:
+                    deadlines.close()
+                await session.close()
+
+            await close_on(loop, close_all)
 
     async def _get_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -188,7 +163,7 @@ class AiohttpBackend(Backend):
         }
         options.update(self._connector_options)
         try:
-            connector = _PoolConnector(**options)
+            connector = PoolConnector(**options)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"aiohttp backend: bad connector option ({exc})") from exc
         self._session = session = aiohttp.ClientSession(
@@ -198,14 +173,15 @@ class AiohttpBackend(Backend):
             # Bodies are decoded by _decode's bounded decoder: aiohttp's inflates a whole
             # read at once, has no size cap and decodes only one of chained encodings.
             auto_decompress=False,
-            request_class=_request_class(supported_encodings()),
-            timeout=_NO_TIMEOUT,
+            request_class=request_class(supported_encodings()),
+            timeout=NO_TIMEOUT,
         )
         if hasattr(session, "_retry_connection"):
             # aiohttp resends an idempotent request once after a disconnect, even on a fresh
-            # connection; _send() resends only when the connection was a reused one.
+            # connection; request() resends only when the connection was a reused one.
             session._retry_connection = False
         self._loop = loop
+        self._deadlines = Deadlines(loop)
         return session
 
     def _proxy(self, proxy: str | None) -> str | None:
@@ -219,55 +195,69 @@ class AiohttpBackend(Backend):
             )
         return proxy
 
-    async def request(self, config: RequestConfig) -> NormalizedResponse:
+    async def request(
+        self, config: RequestConfig, _chain: RedirectChain | None = None
+    ) -> NormalizedResponse:
         # aiohttp's own following is off: it would keep a POST's Content-Type on the GET
-        # after a 303 (and more); fastreq's policy builds each hop instead.
-        response = await self._send(config)
-        if response.status_code not in _REDIRECT_CODES or not config.follow_redirects:
-            return response
-        chain = RedirectChain(config, self.name)
-        while (hop := chain.next_config(config, response)) is not None:
-            config = hop
-            response = await self._send(config)
-        return chain.finish(response)
-
-    async def _send(self, config: RequestConfig) -> NormalizedResponse:
-        """One request, one response: a redirect to follow comes back with no body read."""
-        # The hot path: a plain GET (no params, body, headers, cookies or proxy) costs only
-        # attribute reads here; everything else goes through the shared encoders.
+        # after a 303 (and more); fastreq's policy builds each hop (``_chain``: the hops so
+        # far), the body of a redirect to follow is never read. One coroutine per hop.
+        # The hot path: a plain GET (no params, body, cookies or proxy; maybe a User-Agent)
+        # costs only attribute reads here; everything else goes through the shared encoders.
         url = config.url
         if config.params:
             url = build_url(url, config.params)
         if config.data is None and config.json is None:
             body: bytes | None = None
-            headers = outgoing_headers(config, None) if config.headers or config.cookies else None
+            headers = config.headers
+            if config.cookies:
+                headers = outgoing_headers(config, None)
         else:
             body, content_type = encode_body(config)
             headers = outgoing_headers(config, content_type)
         proxy = config.proxy
         if proxy is not None:
             proxy = self._proxy(proxy)
-        try:
-            timeout = _cached_client_timeout(config.timeout)
-        except TypeError:  # unhashable, so not a valid timeout: let coerce() say why
-            Timeout.coerce(config.timeout)
-            raise
+        if config.timeout is self._last_timeout[0]:  # a batch's configs share one value
+            timeout, lean_timeout = self._last_timeout[1]
+        else:
+            try:
+                plan = timeout_plan(config.timeout)
+            except TypeError:  # unhashable, so not a valid timeout: let coerce() say why
+                Timeout.coerce(config.timeout)
+                raise
+            self._last_timeout = (config.timeout, plan)  # immutable values only
+            timeout, lean_timeout = plan
         session = self._session
         if session is None or self._loop is not asyncio.get_running_loop():
             session = await self._get_session()
+        direct = None
+        if headers:
+            if len(headers) != 1:
+                direct = direct_headers(headers)
+            elif "User-Agent" in headers:  # the usual one: a rotated User-Agent alone
+                direct = headers
+            else:
+                direct = direct_headers(headers)
+        deadlines = self._deadlines
+        token = None
+        if lean_timeout is not None and deadlines is not None:
+            token = deadlines.add(timeout.total or 0.0)  # set: the total is long
+            if token is not None:
+                timeout = lean_timeout
         start = perf_counter()
         try:
             # session._request() and the release below are what ``async with
             # session.request(...)`` does, without its four extra coroutines per request.
             for resend in (False, True):
-                _REUSED.set(False)
+                FRESH.set(False)
+                DIRECT_HEADERS.set(direct)
                 try:
                     resp = await session._request(
                         config.method,
                         url,
                         data=body if body is None or len(body) <= _LARGE_BODY
                         else io.BytesIO(body),
-                        headers=headers,
+                        headers=None if direct is not None else headers,
                         skip_auto_headers=None if body is None else _SKIP_AUTO_HEADERS,
                         allow_redirects=False,  # request() follows them
                         proxy=proxy,
@@ -278,47 +268,69 @@ class AiohttpBackend(Backend):
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                     # A keep-alive connection the server dropped as it was reused: sent
                     # once more on a fresh one, idempotent methods only, never twice.
-                    if (resend or not _REUSED.get() or config.method not in IDEMPOTENT_METHODS
+                    if (resend or FRESH.get() or config.method not in IDEMPOTENT_METHODS
                             or isinstance(exc, aiohttp.ClientConnectorError)):
                         raise
             try:
-                if (config.follow_redirects and resp.status in _REDIRECT_CODES
-                        and "Location" in resp.headers):
-                    # request() follows it: the body of a redirect is never read nor streamed
-                    return NormalizedResponse(
-                        resp.status, resp.headers, b"", url=url, elapsed=perf_counter() - start
-                    )
                 got = resp.headers
-                encoding = got.get(hdrs.CONTENT_ENCODING)  # istr: the fast lookup
-                if encoding:  # decoded here, bounded (auto_decompress is off)
-                    content = await read_decoded(
-                        resp.content.iter_any(), encoding, config, self.name
-                    )
-                elif config.stream:
-                    content = await self._read_stream(resp, config)
-                elif config.max_body_size is not None and not _fits(
-                    got.get(hdrs.CONTENT_LENGTH), config.max_body_size
-                ):  # too long, or no length given: read counting, up to the cap
-                    content = await read_decoded(
-                        resp.content.iter_any(), "identity", config, self.name
-                    )
+                if (config.follow_redirects and resp.status in _REDIRECT_CODES
+                        and hdrs.LOCATION in got):
+                    # followed below: the body of a redirect is never read nor streamed
+                    redirect = make_response(resp.status, got, b"", url, None,
+                                             perf_counter() - start)
                 else:
-                    content = await resp.read()
-                return NormalizedResponse(
-                    resp.status,
-                    resp.headers,  # a Mapping: every repeated header read through items()
-                    content,
-                    url=url,  # redirects are followed by request(), hop by hop
-                    http_version=_HTTP_VERSIONS.get(resp.version) or _http_version(resp.version),
-                    elapsed=perf_counter() - start,
-                )
+                    encoding = got.get(hdrs.CONTENT_ENCODING)  # istr: the fast lookup
+                    if encoding:  # decoded here, bounded (auto_decompress is off)
+                        content = await read_decoded(
+                            resp.content.iter_any(), encoding, config, self.name
+                        )
+                    elif config.stream:
+                        content = await self._read_stream(resp, config)
+                    elif (cap := config.max_body_size) is not None and not (
+                        (length := got.get(hdrs.CONTENT_LENGTH)) is not None
+                        and length.isdigit() and int(length) <= cap
+                    ):  # too long, or no length given: read counting, up to the cap
+                        content = await read_decoded(
+                            resp.content.iter_any(), "identity", config, self.name
+                        )
+                    else:
+                        content = await resp.read()
+                    response = make_response(
+                        resp.status,
+                        got,  # a Mapping: every repeated header read through items()
+                        content,
+                        url,  # redirects are followed hop by hop
+                        _HTTP_VERSIONS.get(resp.version) or _http_version(resp.version),
+                        perf_counter() - start,
+                    )
+                    return response if _chain is None else _chain.finish(response)
             finally:
                 resp.release()
                 await resp.wait_for_close()
         except FastRequestsError:
             raise
+        except asyncio.CancelledError:
+            if token is None or deadlines is None or not deadlines.timed_out(token):
+                raise
+            raise RequestTimeoutError(
+                f"request exceeded its total timeout ({describe(asyncio.TimeoutError())})",
+                backend_name=self.name, url=config.url,
+            ) from None
         except Exception as exc:
             raise self._map_error(exc, config) from exc
+        finally:
+            if token is not None:
+                deadlines.discard(token)  # type: ignore[union-attr]  # set with token
+        return await self._follow(config, redirect, _chain)
+
+    async def _follow(self, config: RequestConfig, response: NormalizedResponse,
+                      chain: RedirectChain | None) -> NormalizedResponse:
+        if chain is None:
+            chain = RedirectChain(config, self.name)
+        hop = chain.next_config(config, response)
+        if hop is None:
+            return chain.finish(response)
+        return await self.request(hop, chain)
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, config: RequestConfig) -> bytes:
         on_chunk = config.on_chunk
