@@ -39,6 +39,27 @@ def test_bad_urls_rejected_before_sending(urls: Any, message: str) -> None:
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("port", ["1", "80", "8080", "18080", "59999", "65535"])
+def test_plain_urls_with_a_port_take_the_quick_check(port: str) -> None:
+    from fastreq.utils.validators import _PLAIN_URL, validate_url
+
+    url = f"HTTP://127.0.0.1:{port}/a?b=1#c"
+    assert _PLAIN_URL.fullmatch(url) is not None and validate_url(url) == url
+
+
+@pytest.mark.parametrize("port", ["0", "08", "65536", "70000", "123456"])
+def test_ports_out_of_range_or_zero_padded_are_refused_or_checked_carefully(port: str) -> None:
+    from fastreq.utils.validators import _PLAIN_URL, validate_url
+
+    url = f"http://example.com:{port}/"
+    assert _PLAIN_URL.fullmatch(url) is None  # the careful path decides
+    if port in ("08",):
+        assert validate_url(url) == url  # urlsplit reads 8: a valid port, written oddly
+    else:
+        with pytest.raises(ValidationError, match="port|malformed"):
+            validate_url(url)
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [

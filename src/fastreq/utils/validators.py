@@ -32,8 +32,12 @@ _BAD_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 # The everyday shape (plain host name or IPv4, optional short port, printable path), checked
 # by one regex match instead of a full urlsplit; anything else takes the careful path.
 _PLAIN_URL = re.compile(
-    r"(?i:https?)://[A-Za-z0-9.\-]+(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
-    r"|655[0-2][0-9]|6553[0-5]))?(?:[/?#][!-~]*)?"
+    r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.\-]+"
+    # a port 1-65535 without a leading zero; the lookahead stops the alternation from
+    # backtracking through shorter prefixes of a longer port (~100 ns per URL)
+    r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+    r"|6553[0-5])(?![0-9]))?"
+    r"(?:[/?#][!-~]*)?"
 )
 
 
