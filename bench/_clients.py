@@ -39,6 +39,7 @@ from _work import (
     Outcome,
     Spec,
     check,
+    keeper,
     loads,
     loop_name,
     make_outcome,
@@ -166,14 +167,17 @@ def backend_alone(spec: Spec, backend: str) -> Outcome:
         from fastreq.backends.base import RequestConfig
 
         be = create_backend(backend)
+        keep = keeper(spec)  # as the raw peers: every result kept to the end
 
         async def one() -> int:
             r = await be.request(RequestConfig(spec["url"], timeout=30))
             if spec["kind"] == "json":
-                if r.status_code != 200 or not r.json():
+                value = r.json()
+                if r.status_code != 200 or not value:
                     raise BadResponse(f"HTTP {r.status_code}")
+                keep(value)
                 return len(r.content)
-            return check(spec, r.status_code, r.content)
+            return check(spec, r.status_code, r.content, keep)
 
         try:
             return await workers(spec["n"], spec["conc"], one)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from _work import Outcome, Spec, check, make_outcome, run_async, workers
+from _work import Outcome, Spec, check, keeper, make_outcome, run_async, workers
 
 
 def raw_pycurl(spec: Spec, same_request: bool = False) -> Outcome:
@@ -23,6 +23,7 @@ def raw_pycurl(spec: Spec, same_request: bool = False) -> Outcome:
         agents = UserAgentPool().random
 
     url, n, conc = spec["url"], spec["n"], spec["conc"]
+    keep = keeper(spec)
     multi = pycurl.CurlMulti()
     handles = []
     for _ in range(min(conc, n)):
@@ -66,7 +67,8 @@ def raw_pycurl(spec: Spec, same_request: bool = False) -> Outcome:
             for c in ok:
                 multi.remove_handle(c)
                 try:
-                    nbytes += check(spec, c.getinfo(pycurl.RESPONSE_CODE), b"".join(c.body))
+                    nbytes += check(spec, c.getinfo(pycurl.RESPONSE_CODE), b"".join(c.body),
+                                    keep)
                 except Exception as exc:
                     errors += 1
                     first = first or f"{type(exc).__name__}: {exc}"
@@ -92,11 +94,12 @@ def raw_aiohttp(spec: Spec, loop: str = "asyncio") -> Outcome:
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=spec["conc"])
+        keep = keeper(spec)
         async with aiohttp.ClientSession(connector=connector) as session:
 
             async def one() -> int:
                 async with session.get(spec["url"]) as r:
-                    return check(spec, r.status, await r.read())
+                    return check(spec, r.status, await r.read(), keep)
 
             return await workers(spec["n"], spec["conc"], one)
 
@@ -109,11 +112,12 @@ def raw_httpx(spec: Spec, loop: str = "fastreq") -> Outcome:
 
         conc = spec["conc"]
         limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+        keep = keeper(spec)
         async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as client:
 
             async def one() -> int:
                 r = await client.get(spec["url"])
-                return check(spec, r.status_code, r.content)
+                return check(spec, r.status_code, r.content, keep)
 
             return await workers(spec["n"], conc, one)
 
@@ -125,12 +129,13 @@ def raw_niquests(spec: Spec, loop: str = "fastreq") -> Outcome:
         import niquests
 
         conc = spec["conc"]
+        keep = keeper(spec)
         async with niquests.AsyncSession(pool_maxsize=conc, disable_http3=True) as session:
             session.trust_env = False
 
             async def one() -> int:
                 r = await session.get(spec["url"], timeout=30)
-                return check(spec, r.status_code or 0, r.content or b"")
+                return check(spec, r.status_code or 0, r.content or b"", keep)
 
             return await workers(spec["n"], conc, one)
 
@@ -146,6 +151,7 @@ def raw_requests_threads(spec: Spec) -> Outcome:
     local = threading.local()
     sessions: list[requests.Session] = []
     lock = threading.Lock()
+    keep = keeper(spec)
     errors = nbytes = 0
     first = ""
 
@@ -159,7 +165,7 @@ def raw_requests_threads(spec: Spec) -> Outcome:
                 sessions.append(session)
         try:
             r = session.get(spec["url"], timeout=30)
-            size = check(spec, r.status_code, r.content)
+            size = check(spec, r.status_code, r.content, keep)
             with lock:
                 nbytes += size
         except Exception as exc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import Run, parse_wrk
+from _report import DISTURBED, Run, parse_wrk
 
 CLIENT_SCRIPT = Path(__file__).resolve().with_name("_clients.py")
 
@@ -208,3 +208,16 @@ def start_clients(entries: Sequence[Entry], pin: list[str], deadline: float,
     return children
 
 
+def progress(rep: int, repeat: int, e: Entry, run: Run, mbps: bool) -> None:
+    if run.failed:
+        print(f"  [{rep + 1}/{repeat}] {e.label:<44} failed: {run.note}; {run.first_error}",
+              flush=True)
+        return
+    speed = f"{run.mbps:9,.0f} MB/s" if mbps else f"{run.rps:9,.0f} req/s"
+    extra = f", {run.connections} conns" if run.connections is not None else ""
+    disturbed = (f"disturbed: others used {run.others:.0%} of a core"
+                 if run.others is not None and run.others > DISTURBED else "")
+    why = "; ".join(x for x in (run.note, run.first_error, disturbed) if x)
+    print(f"  [{rep + 1}/{repeat}] {e.label:<44} {speed}  "
+          f"{run.cpu / max(run.requests, 1) * 1e6:7.1f} µs/req  errors {run.errors}{extra}"
+          + (f"  ({why})" if why else ""), flush=True)

@@ -23,16 +23,38 @@ class BadResponse(Exception):
     pass
 
 
-def check(spec: Spec, status: int, body: bytes) -> int:
-    """The body's size if the response is what every client must get, else BadResponse."""
+def check(spec: Spec, status: int, body: bytes, keep: Callable[[Any], Any]) -> int:
+    """The body's size if the response is what every client must get, else BadResponse.
+
+    What fastreq returns for the response (the parsed JSON; a 1 MiB body's length, as the
+    fastreq rows' ``parse_func=len``) goes to ``keep``: a raw peer keeps every result, as
+    fastreq hands back a list of them (see :func:`keeper`)."""
     if status != 200:
         raise BadResponse(f"HTTP {status}")
     if spec["kind"] == "json":
-        if not loads(body):
+        value = loads(body)
+        if not value:
             raise BadResponse("empty JSON")
+        keep(value)
     elif len(body) != spec["expect_len"]:
         raise BadResponse(f"{len(body)} bytes, expected {spec['expect_len']}")
+    else:
+        keep(len(body))
     return len(body)
+
+
+def _discard(value: Any) -> None:
+    pass
+
+
+def keeper(spec: Spec) -> Callable[[Any], Any]:
+    """Where a raw peer puts each result: a list kept to the end of the run (the same output
+    as fastreq's: every parsed result, alive at once, which costs garbage-collector time), or
+    nowhere with ``spec["discard"]`` (``run.py --raw-discards``: the peers' old behaviour)."""
+    if spec.get("discard"):
+        return _discard
+    kept: list[Any] = []
+    return kept.append
 
 
 def make_outcome(errors: int, first: str, nbytes: int, loop: str) -> Outcome:

@@ -69,7 +69,7 @@ from _report import (  # noqa: E402
     Row,
     Run,
 )
-from _runner import Entry, Workload, run_in, run_wrk, start_clients  # noqa: E402
+from _runner import Entry, Workload, progress, run_in, run_wrk, start_clients  # noqa: E402
 from _targets import (  # noqa: E402, F401
     MARK_END,
     MARK_START,
@@ -196,6 +196,8 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
         connections=True,
     )
     workloads = [small, large, h2]
+    for e in (e for w in workloads for e in w.entries):
+        e.spec["discard"] = bool(getattr(args, "raw_discards", False))
     if args.only:
         patterns = [p.strip() for p in args.only.split(",") if p.strip()]
 
@@ -207,20 +209,6 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
             w.entries = [e for e in w.entries if wanted(e)]
         workloads = [w for w in workloads if w.entries]
     return workloads
-
-
-def progress(rep: int, repeat: int, e: Entry, run: Run, mbps: bool) -> None:
-    if run.failed:
-        log(f"  [{rep + 1}/{repeat}] {e.label:<44} failed: {run.note}; {run.first_error}")
-        return
-    speed = f"{run.mbps:9,.0f} MB/s" if mbps else f"{run.rps:9,.0f} req/s"
-    extra = f", {run.connections} conns" if run.connections is not None else ""
-    disturbed = (f"disturbed: others used {run.others:.0%} of a core"
-                 if run.others is not None and run.others > DISTURBED else "")
-    why = "; ".join(x for x in (run.note, run.first_error, disturbed) if x)
-    log(f"  [{rep + 1}/{repeat}] {e.label:<44} {speed}  "
-        f"{run.cpu / max(run.requests, 1) * 1e6:7.1f} µs/req  errors {run.errors}{extra}"
-        + (f"  ({why})" if why else ""))
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -239,6 +227,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="1 MiB download count (default 10,000; fewer for httpx, niquests, "
                          "requests)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per client (default 3)")
+    ap.add_argument("--raw-discards", action="store_true",
+                    help="the raw peers drop each parsed result instead of keeping them all "
+                         "to the end of the run as fastreq returns them (the older method)")
     ap.add_argument("--only", help="comma-separated glob patterns of client or workload names "
                     "(e.g. 'fastreq-curl*,raw-pycurl' or 'small/*'); see --list")
     ap.add_argument("--run-timeout", type=float, default=60.0,
@@ -366,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "- CPU µs/req: user+system CPU of the client process in the timed section "
         "(getrusage, all threads) / requests; peak RSS: the client process's VmHWM; "
         "RSS growth: peak minus RSS at the start of the timed section (VmHWM reset first)",
+        ("- the raw peers parse each body and **drop** the result (`--raw-discards`)"
+         if args.raw_discards else
+         "- every client keeps what it parsed to the end of the run, as fastreq returns it (the "
+         "parsed JSON; a 1 MiB body's length): the raw peers too (`--raw-discards`: they drop it)"),
         "- small-request counts are capped for httpx, niquests and requests (see the requests "
         "column); ratios compare medians of req/s (MB/s); the `by CPU µs/req` column is the same "
         "comparison by CPU per request, steadier when other processes share the machine",
