@@ -58,7 +58,8 @@ class LaneOutcomes:
 
     template: RequestConfig
     results: list[Any]
-    #: feed mode (a stream): each outcome as ``emit``'s arguments, for the loop (else None)
+    #: feed mode (a stream): each outcome as ``emit``'s arguments and the raw JSON body the
+    #: value was parsed from (``None`` unless it was), for the loop (else None)
     out: collections.deque[tuple[Any, ...]] | None
     rtype: ReturnType
     parse_func: Callable[[Any], Any] | None
@@ -152,8 +153,8 @@ class LaneOutcomes:
         out = self.out
         if out is None:
             self.results[index] = value
-        else:  # emit's arguments; job: (input, User-Agent, started)
-            out.append((index, job[0], url, response, value, None, attempts, job[2]))
+        else:  # emit's arguments; job: (input, User-Agent, started); no raw body
+            out.append((index, job[0], url, response, value, None, attempts, job[2], None))
 
     def _failed(self, index: int, job: Any, url: str, response: Any, error: BaseException,
                 attempts: int) -> None:
@@ -162,7 +163,7 @@ class LaneOutcomes:
         if out is None:
             self.fail(index, url, error, attempts)
         else:
-            out.append((index, job[0], url, response, None, error, attempts, job[2]))
+            out.append((index, job[0], url, response, None, error, attempts, job[2], None))
 
     def _retry_status(self, response: Any, index: int, job: Any, url: str, attempts: int
                       ) -> None:

@@ -16,15 +16,25 @@ it instead of :func:`~fastreq._batch.run_inputs`, with the same ``emit`` called 
   the loop's pump calls ``emit`` for each (progress advanced first, as ``run_inputs`` does)
   and awaits what it returns (the consumer's queue is full): while the lane holds
   :attr:`LaneIO.limit` undelivered outcomes it starts no new transfer (backpressure);
-- cancelling the pump (the consumer broke out, ``aclose()``) stops and joins the thread.
+- cancelling the pump (the consumer broke out, ``aclose()``) stops and joins the thread;
+- a caller that takes outcomes in bulk (``request(list, journal=...)``: values into a list,
+  rows into the journal) gives a :class:`BulkSink`: each handed-back batch goes to it at
+  once, as ``emit``'s arguments plus the raw JSON body (see :data:`Batch`), no call per
+  outcome; or, for an outcome the thread finished inline, as the journal row it built.
+  With a list (every input checked already) the thread then reads the source itself, as
+  the batch lane does (no chunks fed, no backpressure: the outcomes are small tuples, the
+  values are kept anyway), and wakes the loop once per :data:`BULK_ROWS` outcomes; the
+  loop also takes what is there every :data:`BULK_SECONDS` (a journal's batch age).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterable, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +50,35 @@ if TYPE_CHECKING:
     from fastreq._stream import StreamOptions
     from fastreq.client import FastRequests
 
-__all__ = ["fits", "run_inputs_fast"]
+__all__ = ["BULK_ROWS", "BULK_SECONDS", "Batch", "BulkSink", "fits", "run_inputs_fast"]
+
+#: takes a batch of outcomes, each ``(index, item, url, status, value, error, attempts,
+#: started, body)``: ``status`` an ``int``, a response or ``None``; ``body`` the raw bytes
+#: ``value`` was parsed from (return_type json, no parse_func, the lane's inline JSON
+#: path), else ``None``
+Batch = Callable[[list[tuple[Any, ...]]], None]
+#: bulk mode (see the module docstring): outcomes per wake-up of the loop, and its longest
+#: wait (the journal's BATCH_ROWS and BATCH_SECONDS: a batch of rows per wake-up)
+BULK_ROWS = 1000
+BULK_SECONDS = 0.5
+
+
+class BulkSink:
+    """How a caller takes outcomes in bulk: ``take`` gets each batch (:data:`Batch`). With
+    ``add_rows`` (bulk mode, a list), a plain-URL input whose JSON body the thread parsed
+    inline has its value written into ``values`` by the thread and its journal row built
+    there (the body as ``fragment(body)``); the rows go to ``add_rows(rows, size)``
+    (``size``: their bodies' bytes) in bulk."""
+
+    __slots__ = ("add_rows", "fragment", "take", "values")
+
+    def __init__(self, take: Batch, values: list[Any] | None = None,
+                 add_rows: Callable[[list[tuple[Any, ...]], int], None] | None = None,
+                 fragment: Callable[[bytes], Any] = bytes) -> None:
+        self.take = take
+        self.values = values
+        self.add_rows = add_rows
+        self.fragment = fragment
 
 _log = get_logger("curl_lane")
 _PROBE_URL = "http://localhost/"  # the template's URL: never sent (each transfer sets its own)
@@ -69,27 +107,108 @@ def fits(client: FastRequests, plan: Plan, setup: BatchSetup, options: StreamOpt
 
 
 async def run_inputs_fast(client: FastRequests, plan: Plan, setup: BatchSetup,
-                          options: StreamOptions, emit: Emit, source: Any) -> None:
-    """:func:`~fastreq._batch.run_inputs`, through the curl lane when the call allows it."""
+                          options: StreamOptions, emit: Emit, source: Any,
+                          bulk: BulkSink | None = None,
+                          emit_body: Callable[..., Any] | None = None) -> None:
+    """:func:`~fastreq._batch.run_inputs`, through the curl lane when the call allows it
+    (then ``bulk``, if given, takes the lane's outcomes in bulk; ``emit`` the others; or
+    ``emit_body``, if given, each lane outcome: ``emit``'s arguments and the raw JSON body,
+    see :data:`Batch`)."""
     if not fits(client, plan, setup, options, source):
         await run_inputs(plan, setup, options.rtype, options.parse_func, emit, source)
         return
-    rest = await _Pump(client, plan, setup, options, emit, iter(source)).run()
+    if bulk is not None and plan.count is not None:
+        await _run_bulk(client, plan, setup, options, bulk, iter(source))
+        return
+    batch = bulk.take if bulk is not None else None
+    pump = _Pump(client, plan, setup, options, emit, iter(source), batch)
+    pump.emit_body = emit_body
+    rest = await pump.run()
     if rest is not None:  # an input the lane does not send: the general path from there on
         await run_inputs(plan, setup, options.rtype, options.parse_func, emit, rest)
+
+
+async def _run_bulk(client: FastRequests, plan: Plan, setup: BatchSetup,
+                    options: StreamOptions, bulk: BulkSink, source: Iterator[tuple[int, Any]]
+                    ) -> None:
+    """A list's inputs read by the thread, its outcomes handed to ``bulk`` in bulk."""
+    from fastreq._curl_lane_thread import LaneThread
+
+    template = plan.config_factory()(_PROBE_URL, 0)
+    add_rows, values = bulk.add_rows, bulk.values
+    results = values if add_rows is not None and values is not None else []
+    runner = LaneThread(client, source, template, results, concurrency=setup.concurrency,
+                        rtype=options.rtype, parse_func=options.parse_func, fail=_unused)
+    ua_pool = plan._ua
+    if ua_pool is not None:
+        runner.use_agents(ua_pool.agents, ua_pool._random)
+    lane = runner.lane
+    out = lane.out = collections.deque()
+    lane.limit = sys.maxsize  # (lane.closed: no chunks will come, the source is all)
+    progress = setup.progress if setup.progress.active else None
+    lane.batch_at = BULK_ROWS if progress is None else MIN_BATCH  # (progress: kept moving)
+    rows = None
+    if add_rows is not None:
+        rows = lane.rows = collections.deque()
+        lane.fragment = bulk.fragment
+    loop, wake = runner.loop, asyncio.Event()
+
+    def notify() -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    lane.notify = notify
+    runner.done.add_done_callback(lambda _: wake.set())
+    take, seen = bulk.take, 0
+    _curl_lane.stats["streams"] += 1
+    try:
+        runner.start()
+        while True:
+            lane.signaled = False
+            if out:
+                outcomes = _drain(out)
+                if progress is not None:
+                    for outcome in outcomes:
+                        progress.advance(outcome[5] is not None)
+                take(outcomes)
+            if rows and add_rows is not None:
+                ready = _drain(rows)
+                if progress is not None:
+                    for _ in ready:
+                        progress.advance(False)
+                total = lane.row_bytes
+                add_rows(ready, total - seen)
+                seen = total
+            if runner.done.done() and not out and not rows:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), BULK_SECONDS)
+            wake.clear()
+    finally:
+        await runner.close()
+        setup.progress.close()
+    if lane.error is not None:
+        raise lane.error
+    _curl_lane.stats["redirects"] += lane.redirects
+
+
+def _drain(queue: collections.deque[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """What ``queue`` holds now (the thread only appends): one C loop, no Python per item."""
+    return list(itertools.starmap(queue.popleft, itertools.repeat((), len(queue))))
 
 
 class _Pump:
     """The loop's side of one stream lane: feeds inputs, delivers outcomes."""
 
     def __init__(self, client: FastRequests, plan: Plan, setup: BatchSetup,
-                 options: StreamOptions, emit: Emit, source: Iterator[tuple[int, Any]]
-                 ) -> None:
+                 options: StreamOptions, emit: Emit, source: Iterator[tuple[int, Any]],
+                 batch: Batch | None = None) -> None:
         from fastreq._curl_lane_thread import LaneThread
 
         self.plan = plan
         self.setup = setup
         self.emit = emit
+        self.batch = batch
+        self.emit_body: Callable[..., Any] | None = None
         self.source = source
         self.lazy = plan.count is None
         self.progress = setup.progress if setup.progress.active else None
@@ -157,9 +276,17 @@ class _Pump:
 
     async def _deliver(self, out: collections.deque[tuple[Any, ...]]) -> None:
         emit, progress, statuses = self.emit, self.progress, self.statuses
+        emit_body = self.emit_body
         popleft = out.popleft
+        if self.batch is not None:
+            outcomes = _drain(out)
+            if progress is not None:
+                for outcome in outcomes:
+                    progress.advance(outcome[5] is not None)
+            self.batch(outcomes)
+            return
         while out:
-            index, item, url, response, value, error, attempts, started = popleft()
+            index, item, url, response, value, error, attempts, started, body = popleft()
             if response.__class__ is int:
                 status = response
                 response = statuses.get(status)
@@ -167,7 +294,11 @@ class _Pump:
                     response = statuses[status] = _Status(status)
             if progress is not None:
                 progress.advance(error is not None)
-            waiter = emit(index, item, url, response, value, error, attempts, started)
+            if emit_body is None:
+                waiter = emit(index, item, url, response, value, error, attempts, started)
+            else:
+                waiter = emit_body(index, item, url, response, value, error, attempts, started,
+                                   body)
             if waiter is not None:
                 await waiter
 

@@ -6,7 +6,9 @@ completion decides what the general path's :class:`~fastreq._execute.Executor` a
 fail (the curl backend's own error mapping) or a value (extracted and parsed here). Values go
 straight into the results list; only failures, retries and the end travel to the loop. In feed
 mode (a stream, :mod:`fastreq._curl_lane_feed`) inputs come in chunks from the loop and every
-outcome goes back to it (``out``), and no new transfer starts while ``limit`` outcomes wait.
+outcome goes back to it (``out``), and no new transfer starts while ``limit`` outcomes wait;
+in bulk mode (``request(list, journal=...)``) it reads the list itself and builds the journal
+rows of the outcomes it finished inline (``rows``).
 
 Every completion is finished as the curl backend finishes it (see
 :mod:`fastreq._curl_lane_done`): libcurl decodes any Content-Encoding, ``max_body_size`` is
@@ -136,6 +138,16 @@ class LaneIO(LaneOutcomes):
         self.closed = True  # feed mode: no more chunks will come
         self.limit = 0  # feed mode: at most this many outcomes undelivered, else no new input
         self.signaled = False  # feed mode: the loop has been told to look (see signal())
+        #: feed mode: outcomes waiting before the loop is told (more: fewer wake-ups; a
+        #: caller that waits for the end anyway drains the rest then, or on a timer)
+        self.batch_at = 1
+        #: bulk mode with a journal (see _journal_lane): an input given as a plain URL whose
+        #: JSON body parsed inline gets its value into ``results`` and its journal row,
+        #: ready, into ``rows`` (its body as ``fragment(body)``); ``row_bytes``: the bodies'
+        #: bytes so far (only the thread writes it)
+        self.rows: collections.deque[tuple[Any, ...]] | None = None
+        self.fragment: Callable[[bytes], Any] = bytes
+        self.row_bytes = 0
         self.taken = 0  # feed mode: inputs taken from chunks
         self.notify: Callable[[], None] = _nothing  # feed mode: wakes the loop's pump
 
@@ -212,11 +224,13 @@ class LaneIO(LaneOutcomes):
         json_types, loads, jar = _JSON_TYPES, _json_loads, self.jar
         out = self.out  # feed mode: outcomes for the loop, else None (batch mode)
         feed, limit, chunks, now = out is not None, self.limit, self.chunks, perf_counter
+        batch_at, rows, fragment, nbytes = self.batch_at, self.rows, self.fragment, 0
         exhausted = False
         room = concurrency
         while not self.stopped:
             if feed:
-                if out and not self.signaled:
+                if not self.signaled and (len(out) >= batch_at  # type: ignore[arg-type]
+                                          or (rows is not None and len(rows) >= batch_at)):
                     self.signal()
                 if exhausted and chunks:
                     source, exhausted = self._next_chunk(), False
@@ -310,10 +324,16 @@ class LaneIO(LaneOutcomes):
                                                      status, entry[5])
                                     elif out is None:
                                         results[entry[1]] = value
+                                    elif rows is not None and entry[2][0].__class__ is str:
+                                        results[entry[1]] = value  # and the journal's row
+                                        nbytes += len(body)
+                                        rows.append((entry[1], None, entry[3], status, 1, None,
+                                                     entry[5], now() - entry[2][2], "j",
+                                                     fragment(body)))
                                     else:  # emit's arguments (status: the loop's to wrap)
-                                        job = entry[2]
+                                        job = entry[2]  # and the body (a journal keeps it)
                                         out.append((entry[1], job[0], entry[3], status, value,
-                                                    None, entry[5], job[2]))
+                                                    None, entry[5], job[2], body))
                                     continue
                     self._done(0, "", *entry)
                 for c, code, message in failed:
@@ -323,7 +343,11 @@ class LaneIO(LaneOutcomes):
                     self._done(code, message, *entry)
                 if not queued:
                     break
-            if feed and out and not self.signaled:
+            if rows is not None:
+                self.row_bytes = nbytes
+                if len(rows) >= batch_at and not self.signaled:
+                    self.signal()
+            if feed and len(out) >= batch_at and not self.signaled:  # type: ignore[arg-type]
                 self.signal()  # before select(): the loop delivers them meanwhile
             if busy and not hops and (len(busy) >= room or (exhausted and not resubmitted)):
                 timeout = multi.timeout()

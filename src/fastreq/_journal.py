@@ -21,7 +21,10 @@ all-in, plus ~1.5 ms per run (open, close). Recording runs in the thread that re
 (the event loop's): each outcome one tuple appended to the batch (~0.12 µs), each batch
 serialized at once and inserted on the journal's connection (:mod:`fastreq._journal_writer`:
 no writer thread, whose hand-overs cost more than the writes); only the WAL checkpoints and
-the final close, which wait on the disk, run in short-lived threads.
+the final close, which wait on the disk, run in short-lived threads. Fed by the curl lane,
+``request(list, journal=...)`` gets its rows built on the lane's thread and handed over in
+bulk (:meth:`Journal.add_rows`, :mod:`fastreq._journal_lane`), a JSON value as the body it
+was parsed from (:meth:`Journal.add_json` for a stream's), and a new journal filters nothing.
 """
 
 from __future__ import annotations
@@ -29,18 +32,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
-import pickle
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from fastreq._inputs import BadInput
-from fastreq._journal_writer import Writer, connect
+from fastreq._journal_codec import encode, key_text, key_value, load
+from fastreq._journal_writer import Fragment, Writer, connect
 from fastreq._models import Request, Result
-from fastreq.backends.base import NormalizedResponse
 from fastreq.exceptions import ConfigurationError, FastRequestsError
 
 __all__ = ["HEAD_SIZE", "Journal", "JournaledError", "input_url"]
@@ -253,7 +254,17 @@ class Journal:
         return self._done_end and not self._done_queue
 
     def filter(self, source: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
-        source = iter(source)
+        """The inputs of ``source`` without a stored outcome (all of them, unfiltered, when
+        the journal has none: a new job pays nothing per input)."""
+        with self._lock:
+            stored = self._db.execute(
+                f"SELECT 1 FROM done WHERE {self._done_clause()} LIMIT 1").fetchone()
+        if stored is None:
+            self._done_end = True
+            return iter(source)
+        return self._filter(iter(source))
+
+    def _filter(self, source: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
         is_done = self.is_done
         for indexed in source:
             if not is_done(*indexed):
@@ -282,13 +293,13 @@ class Journal:
             error: BaseException | None, attempts: int, elapsed: float) -> None:
         """:meth:`record` from the outcome's fields (no :class:`Result` needed)."""
         if key is not None:
-            key = _key_text(key)
+            key = key_text(key)
         row: tuple[Any, ...]
         if error is None:
             if value.__class__ in _PLAIN:
                 row = (index, key, url, status, 1, None, attempts, elapsed, "j", value)
             else:  # text, bytes, a response...: counted, so a batch of bodies stays small
-                kind, stored = ("j", value) if value.__class__ is str else _encode(value)
+                kind, stored = ("j", value) if value.__class__ is str else encode(value)
                 row = (index, key, url, status, 1, None, attempts, elapsed, kind, stored)
                 if stored.__class__ is str:
                     self._size += len(stored)
@@ -303,6 +314,25 @@ class Journal:
         rows = self._rows
         rows.append(row)
         if len(rows) >= BATCH_ROWS:
+            self.commit()
+        elif self._timer is None:
+            self._arm()
+
+    def add_json(self, index: int, key: Any, url: str, status: int | None, body: bytes,
+                 attempts: int, elapsed: float) -> None:
+        """A success whose value was parsed (by orjson) from the JSON ``body``: recorded as
+        that body, not serialized again (replay parses it the same way)."""
+        if Fragment is None:  # pragma: no cover - depends on the environment
+            raise RuntimeError("add_json needs orjson")
+        self.add_rows([(index, None if key is None else key_text(key), url, status, 1, None,
+                        attempts, elapsed, "j", Fragment(body))], len(body))
+
+    def add_rows(self, rows: list[tuple[Any, ...]], size: int = 0) -> None:
+        """Many rows at once, each as :meth:`add` builds it (``size``: their text/bytes)."""
+        buffered = self._rows
+        buffered.extend(rows)
+        self._size += size
+        if len(buffered) >= BATCH_ROWS or self._size > BATCH_BYTES:
             self.commit()
         elif self._timer is None:
             self._arm()
@@ -340,57 +370,11 @@ class Journal:
         self._writer.finish(rows)
 
 
-def _key_text(key: Any) -> str:
-    try:
-        return json.dumps(key)
-    except (TypeError, ValueError):
-        return repr(key)
-
-
-def _key_value(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        key = json.loads(text)
-    except ValueError:
-        return text
-    return tuple(key) if isinstance(key, list) else key
-
-
-def _encode(value: Any) -> tuple[str, Any]:
-    """A value that is not plainly JSON: its kind and what the batch holds for it."""
-    if isinstance(value, bytes):
-        return "x", value.hex()
-    if isinstance(value, NormalizedResponse):
-        return "R", pickle.dumps((value.status_code, value.header_items, value.content,
-                                  value.url, value.http_version, value.elapsed)).hex()
-    return "j", value  # tuples, subclasses...: JSON if it can, else _dump_row pickles it
-
-
-def _load(kind: str | None, stored: Any) -> Any:
-    if kind == "j":
-        return json.loads(stored if stored is not None else "null")
-    if kind == "x":
-        return bytes.fromhex(stored or "")
-    if kind in ("R", "r"):
-        blob = bytes.fromhex(stored) if kind == "R" else stored
-        status, items, content, url, version, elapsed = pickle.loads(blob)
-        return NormalizedResponse(status, items, content, url=url, http_version=version,
-                                  elapsed=elapsed)
-    if kind in ("P", "p"):
-        return pickle.loads(bytes.fromhex(stored) if kind == "P" else stored)
-    if kind == "b":  # the one-table format's kinds (older journals)
-        return bytes(stored or b"")
-    if kind == "s":
-        return bytes(stored or b"").decode()
-    return None
-
-
 def _result_from_row(row: tuple[Any, ...]) -> Result:
     index, key, url, status, ok, error, attempts, elapsed, kind, blob = row
     err = None
     if not ok:
         name = (error or "").partition(":")[0]
         err = JournaledError(error or "failed (no message recorded)", name)
-    return Result(index, _key_value(key), url, status, _load(kind, blob) if ok else None, err,
+    return Result(index, key_value(key), url, status, load(kind, blob) if ok else None, err,
                   attempts, elapsed, replayed=True)

@@ -27,18 +27,33 @@ from typing import Any
 
 from fastreq.exceptions import FastRequestsError
 
+#: ``Fragment(json_bytes)``: JSON text embedded as it is by ``dumps`` (None: no orjson);
+#: ``loads``: the parser replay reads values with (the lane's and the backends' own)
+Fragment: Callable[[bytes], Any] | None
+loads: Callable[[str], Any]
 try:
     import orjson
 
     _dumps: Callable[[Any], bytes] = orjson.dumps
+    Fragment = orjson.Fragment
+    _orjson_loads: Callable[[str], Any] = orjson.loads
+
+    def loads(text: str) -> Any:
+        try:
+            return _orjson_loads(text)
+        except ValueError:  # e.g. a lone surrogate escape in a text body: json takes it
+            return json.loads(text)
 
 except ImportError:  # pragma: no cover - depends on the environment
 
     def _dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
+    Fragment = None
+    loads = json.loads
 
-__all__ = ["WAL_BYTES", "Writer", "connect", "dumps_rows"]
+
+__all__ = ["WAL_BYTES", "Fragment", "Writer", "connect", "dumps_rows", "loads"]
 
 #: WAL bytes between checkpoints: 16 MiB, ~90,000 outcomes of the benchmark's size (each
 #: copies the WAL into the database and, with ``synchronous=NORMAL``, syncs both files: in

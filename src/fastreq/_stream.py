@@ -22,6 +22,8 @@ from fastreq._curl_lane_feed import run_inputs_fast
 from fastreq._download import StreamCallback, to_callback, to_files
 from fastreq._inputs import aenumerate, is_async_input, normalize_input
 from fastreq._journal import HEAD_SIZE, Journal
+from fastreq._journal_lane import lane_sink
+from fastreq._journal_writer import Fragment
 from fastreq._models import FailureDetails, Request, Result, ReturnType
 from fastreq._plan import Plan, coerce_return_type
 from fastreq.exceptions import ConfigurationError
@@ -124,15 +126,19 @@ async def stream_results(
                       else journal.filter(source))
         queue: asyncio.Queue[Any] = asyncio.Queue(queue_size or max(64, 2 * client.concurrency))
         key_for = plan.key_for
-        record = journal.record if journal is not None else None
+        record = journal.add if journal is not None else None
+        record_json = journal.add_json if journal is not None and Fragment is not None else None
 
         def emit(index: int, item: Any, url: str, response: Any, value: Any, error: Any,
-                 attempts: int, started: float) -> Any:
-            result = Result(index, _key(item, index, key_for), url,
-                            response.status_code if response is not None else None,
-                            value, error, attempts, perf_counter() - started)
-            if record is not None:
-                record(result)
+                 attempts: int, started: float, body: bytes | None = None) -> Any:
+            key = _key(item, index, key_for)
+            status = response.status_code if response is not None else None
+            elapsed = perf_counter() - started
+            if body is not None and record_json is not None:  # the lane's raw JSON body
+                record_json(index, key, url, status, body, attempts, elapsed)
+            elif record is not None:
+                record(index, key, url, status, value, error, attempts, elapsed)
+            result = Result(index, key, url, status, value, error, attempts, elapsed)
             if queue.full():
                 return queue.put(result)
             queue.put_nowait(result)
@@ -165,7 +171,8 @@ async def collect(client: FastRequests, plan: Plan, source: Any, options: Stream
     """``request()`` with a journal or an async input: values by index, failures.
 
     No stream in between: each outcome goes straight into the values (and the journal);
-    the journal's stored outcomes are filled in at the end.
+    the journal's stored outcomes are filled in at the end. From the curl lane, the
+    outcomes come in bulk (:func:`~fastreq._journal_lane.lane_sink`).
     """
     values: list[Any] = [None] * plan.count if plan.count is not None else []
     failures: list[FailureDetails] = []
@@ -196,7 +203,9 @@ async def collect(client: FastRequests, plan: Plan, source: Any, options: Stream
         async with client._session():
             setup = client._batch_setup(plan.count, restarting=options.restarting)
             options.fill(setup, plan.key_for)
-            await run_inputs_fast(client, plan, setup, options, emit, source)
+            bulk = (lane_sink(journal, values, failures, plan.keys)
+                    if journal is not None else None)
+            await run_inputs_fast(client, plan, setup, options, emit, source, bulk)
         if journal is not None:
             for r in journal.replay():
                 if r.index >= len(values):
@@ -249,7 +258,8 @@ async def _produce(client: FastRequests, plan: Plan, source: Any, options: Strea
         async with client._session():
             setup = client._batch_setup(plan.count, restarting=options.restarting)
             options.fill(setup, plan.key_for)
-            await run_inputs_fast(client, plan, setup, options, emit, source)
+            await run_inputs_fast(client, plan, setup, options, emit, source,
+                                  emit_body=emit if options.journal is not None else None)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:  # handed to the consumer, raised there
