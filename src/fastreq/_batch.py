@@ -6,9 +6,8 @@ lanes (``per_host_concurrency`` / ``per_host_rate_limit`` / ``host_limits``).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from fastreq._execute import Executor, HostContext
 from fastreq._inputs import BadInput
 from fastreq._lanes import HostGate, run_lanes
 from fastreq._models import FailureDetails, ReturnType
+from fastreq._pipeline import run_pool_async, run_workers
 from fastreq._plan import Plan
 from fastreq.backends.base import NormalizedResponse, RequestConfig
 from fastreq.exceptions import ParseFuncError, PartialFailureError
@@ -25,7 +25,6 @@ from fastreq.utils.proxies import bypasses_proxy
 
 __all__ = [
     "BatchSetup", "ConfigFactory", "Emit", "extract_value", "host_of", "run_batch", "run_inputs",
-    "run_workers",
 ]
 
 _log = get_logger("batch")
@@ -200,22 +199,6 @@ async def run_inputs(
         setup.progress.close()
 
 
-async def run_workers(workers: list[Coroutine[Any, Any, None]]) -> None:
-    """Run the pool's workers to the end (each records its inputs' outcomes, never raises);
-    if one does raise, the others are cancelled and the exception propagates."""
-    if len(workers) == 1:
-        await workers[0]
-        return
-    tasks = [asyncio.ensure_future(worker) for worker in workers]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 async def _run_lanes(source: Iterable[Any] | AsyncIterator[Any], setup: BatchSetup,
                      handle: Callable[..., Awaitable[None]]) -> None:
     assert setup.gate_for is not None
@@ -230,32 +213,6 @@ async def _run_lanes(source: Iterable[Any] | AsyncIterator[Any], setup: BatchSet
     cap = max(1000, 10 * setup.concurrency)  # inputs read ahead of the lanes, at most
     await run_lanes(source if isinstance(source, AsyncIterator) else iter(source), item_host,
                     setup.gate_for, lane_handle, setup.concurrency, cap)
-
-
-async def run_pool_async(
-    source: AsyncIterator[Any], handle: Callable[[Any], Awaitable[None]], workers: int
-) -> None:
-    """:func:`fastreq._pipeline.run_pool` for an async iterator: workers take turns awaiting
-    the next item."""
-    turn = asyncio.Lock()
-
-    async def worker() -> None:
-        while True:
-            async with turn:
-                try:
-                    item = await source.__anext__()
-                except StopAsyncIteration:
-                    return
-            await handle(item)
-
-    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, workers))]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _failing_bad_lines(make: ConfigFactory) -> ConfigFactory:

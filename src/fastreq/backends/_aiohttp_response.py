@@ -10,26 +10,15 @@ not store those two as plain slots (its layout changed), responses are built eag
 
 from __future__ import annotations
 
-from types import MemberDescriptorType
 from typing import Any
 
+from fastreq.backends._lazy_response import HEADERS as _HEADERS
+from fastreq.backends._lazy_response import ITEMS as _ITEMS
+from fastreq.backends._lazy_response import LAZY, assemble
 from fastreq.backends.base import NormalizedResponse, is_json_content_type
 
 __all__ = ["AiohttpResponse", "make_response"]
 
-_ITEMS: Any = NormalizedResponse.__dict__.get("header_items")
-_HEADERS: Any = NormalizedResponse.__dict__.get("headers")
-_KNOWN_SLOTS = frozenset({
-    "_json", "_text", "content", "elapsed", "header_items", "headers", "http_version",
-    "is_json", "status_code", "url",
-})
-#: the base class's layout is the one assembled slot by slot below
-LAZY = (
-    isinstance(_ITEMS, MemberDescriptorType) and isinstance(_HEADERS, MemberDescriptorType)
-    and frozenset(NormalizedResponse.__slots__) == _KNOWN_SLOTS
-)
-_MISSING_JSON: Any = NormalizedResponse(200)._json
-_new = object.__new__
 #: names asked for on every response (the cookie jar's): lower-case ASCII already
 _LOWER_NAMES = frozenset({"set-cookie", "location", "content-type"})
 #: is_json_content_type() of the Content-Type values seen (a handful per program)
@@ -118,14 +107,6 @@ def make_response(
             status, raw, content, url=url, is_json=is_json, http_version=http_version,
             elapsed=elapsed,
         )
-    r = _new(AiohttpResponse)
-    r.status_code = status
-    r.content = content
-    r.url = url
-    r.is_json = is_json
-    r._text = None
-    r._json = _MISSING_JSON
-    r.http_version = http_version
-    r.elapsed = elapsed
+    r = assemble(AiohttpResponse, status, content, url, is_json, http_version, elapsed)
     r._raw = raw
     return r

@@ -10,30 +10,12 @@ instead, which is always correct.
 
 from __future__ import annotations
 
-from types import MemberDescriptorType
-from typing import Any
-
+from fastreq.backends._lazy_response import HEADERS as _HEADERS
+from fastreq.backends._lazy_response import ITEMS as _ITEMS
+from fastreq.backends._lazy_response import LAZY, assemble
 from fastreq.backends.base import NormalizedResponse
 
-_new = object.__new__
-
 __all__ = ["CurlResponse", "make_response", "parse_header_block"]
-
-_ITEMS: Any = NormalizedResponse.__dict__.get("header_items")
-_HEADERS: Any = NormalizedResponse.__dict__.get("headers")
-LAZY_HEADERS = isinstance(_ITEMS, MemberDescriptorType) and isinstance(
-    _HEADERS, MemberDescriptorType
-)
-
-# Building through ``NormalizedResponse.__init__`` (header normalization, then unsetting the
-# empty headers again) costs ~1.5 µs; when the base class's slots are exactly the ones known
-# here, a response is assembled slot by slot instead (any layout change: the __init__ path).
-_KNOWN_SLOTS = frozenset({
-    "_json", "_text", "content", "elapsed", "header_items", "headers", "http_version",
-    "is_json", "status_code", "url",
-})
-_MISSING_JSON: Any = NormalizedResponse(200)._json
-DIRECT_BUILD = LAZY_HEADERS and frozenset(NormalizedResponse.__slots__) == _KNOWN_SLOTS
 
 _VERSIONS = {
     b"HTTP/1.1": "HTTP/1.1", b"HTTP/2": "HTTP/2", b"HTTP/3": "HTTP/3", b"HTTP/1.0": "HTTP/1.0",
@@ -138,34 +120,15 @@ def make_response(
     http_version: str | None,
     elapsed: float,
     *,
-    lazy: bool = LAZY_HEADERS,
-    direct: bool = DIRECT_BUILD,
+    lazy: bool = LAZY,
 ) -> NormalizedResponse:
     """A response for the final header block ``blob`` (see :func:`last_block`)."""
-    if direct and lazy:
-        r = _new(CurlResponse)
-        r.status_code = status
-        r.content = content
-        r.url = url
-        r.is_json = is_json
-        r._text = None
-        r._json = _MISSING_JSON
-        r.http_version = http_version
-        r.elapsed = elapsed
+    if lazy:
+        r = assemble(CurlResponse, status, content, url, is_json, http_version, elapsed)
         r._raw_headers = blob
         return r
-    if not lazy:
-        items, _ = parse_header_block(blob)
-        return NormalizedResponse(
-            status, items, content, url=url, is_json=is_json, http_version=http_version,
-            elapsed=elapsed,
-        )
-    response = CurlResponse(
-        status, None, content, url=url, is_json=is_json, http_version=http_version,
+    items, _ = parse_header_block(blob)
+    return NormalizedResponse(
+        status, items, content, url=url, is_json=is_json, http_version=http_version,
         elapsed=elapsed,
     )
-    # the base __init__ stored empty headers through the setters: unset them -> parse lazily
-    _ITEMS.__delete__(response)
-    _HEADERS.__delete__(response)
-    response._raw_headers = blob
-    return response
