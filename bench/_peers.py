@@ -10,8 +10,8 @@ from _work import Outcome, Spec, check, keeper, make_outcome, run_async, workers
 
 
 def raw_pycurl(spec: Spec, same_request: bool = False) -> Outcome:
-    """The reference: pycurl CurlMulti + perform() + select(), handles reused (as in
-    bench/curl_raw.py). ``same_request``: the request fastreq sends and the response it
+    """The reference: pycurl CurlMulti + perform() + select(), handles reused.
+    ``same_request``: the request fastreq sends and the response it
     keeps (a rotating real User-Agent, Accept-Encoding offered, timeouts set, every header
     line captured), so the ratio measures fastreq's own overhead only."""
     import pycurl
