@@ -164,7 +164,7 @@ class Child:
 def run_wrk(entry: Entry, pin: list[str], timeout: float, wrk: str | None, quick: bool) -> Run:
     if wrk is None:
         return Run.skipped(0, "wrk not installed")
-    seconds = 1 if quick else 5
+    seconds = 2 if quick else 5
     cmd = [*pin, wrk, "-t1", f"-c{entry.spec['conc']}", f"-d{seconds}s", "--timeout", "10s",
            entry.spec["url"]]
     rc, out, err, usage, timed_out = run_child(cmd, timeout)

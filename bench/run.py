@@ -83,12 +83,13 @@ RESULTS = HERE / "results" / "latest.md"
 README = HERE / "README.md"
 #: small-request counts are capped for the slow families (at concurrency 64 httpx spends
 #: ~5 ms of CPU per request here, niquests and requests ~1 ms): (quick, full) caps
-SLOW_CAPS = {"httpx": (100, 2_000), "niquests": (500, 5_000), "requests": (500, 5_000)}
+SLOW_CAPS = {"httpx": (300, 2_000), "niquests": (500, 5_000), "requests": (500, 5_000)}
 #: 1 MiB download counts are capped for the same families (~250-550 downloads/s here): (quick,
-#: full). The fast clients run 2,000 (quick) / 10,000 downloads, about 1 / 5 s each, as long
-#: as wrk's fixed-time run (1 / 5 s), so both measure the steady state: with 100 downloads
+#: full). The fast clients run 4,000 (quick) / 10,000 downloads, about 1.6 / 4 s each, near
+#: wrk's fixed-time run (2 / 5 s), so both measure the steady state: with 100 downloads
 #: (~70 ms) the start-up (interpreter warm, 16 connections, first buffers) was most of the
-#: time and the ratio to wrk read 0.53x where 2,000 downloads measured 0.98x.
+#: time and the ratio to wrk read 0.53x where 2,000 downloads measured 0.98x; and wrk's
+#: first second reads 5-7% above its steady state here.
 LARGE_SLOW_CAPS = {"httpx": (100, 400), "niquests": (200, 800), "requests": (200, 800)}
 
 
@@ -137,7 +138,7 @@ def build_workloads(args: argparse.Namespace, server: Nginx | None) -> list[Work
     def small_count(client: str) -> int:
         return capped(client, small_n, SLOW_CAPS)
 
-    large_n = args.large_requests or (2_000 if args.quick else 10_000)
+    large_n = args.large_requests or (4_000 if args.quick else 10_000)
 
     def large_count(client: str) -> int:
         return capped(client, large_n, LARGE_SLOW_CAPS)
@@ -220,7 +221,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="fastreq benchmark against nginx on 127.0.0.1 (see the module docstring)")
     ap.add_argument("--quick", action="store_true",
-                    help="5,000 small requests (fewer for httpx, niquests, requests), 2,000 large;"
+                    help="5,000 small requests (fewer for httpx, niquests, requests), 4,000 large;"
                          " well under 2 minutes")
     ap.add_argument("--requests", type=int, help="small-request count (default 20,000)")
     ap.add_argument("--large-requests", type=int,

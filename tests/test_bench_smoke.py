@@ -126,8 +126,8 @@ def test_workloads_and_only(run: ModuleType) -> None:
 
 
 def test_large_runs_last_long_enough_for_a_steady_state(run: ModuleType) -> None:
-    """1 MiB downloads: 2,000 (quick) / 10,000 for the fast clients, fewer for the slow ones."""
-    for argv, fast in ((["--quick"], 2000), ([], 10000)):
+    """1 MiB downloads: 4,000 (quick) / 10,000 for the fast clients, fewer for the slow ones."""
+    for argv, fast in ((["--quick"], 4000), ([], 10000)):
         workloads = {w.key: w for w in run.build_workloads(run.parse_args(argv), None)}
         large = {e.client: e.n for e in workloads["large"].entries}
         assert large["fastreq-curl"] == large["raw-pycurl"] == large["raw-aiohttp"] == fast
