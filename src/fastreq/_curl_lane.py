@@ -97,13 +97,8 @@ def items_fit(plan: Plan) -> bool:
     if set(map(type, plan.items())) == {str}:  # Plan checked each: an http(s) URL
         return True
     method = plan.method
-    for item in plan.items():
-        if item.__class__ is str:
-            if not _plain_http(item):
-                return False
-        elif not (isinstance(item, Request) and request_fits(item, method)):
-            return False
-    return True
+    return all(item.__class__ is str or (isinstance(item, Request) and request_fits(item, method))
+               for item in plan.items())
 
 
 def request_fits(item: Request, method: str) -> bool:
@@ -149,10 +144,7 @@ async def _run_lane(
         _log.debug("input %d (%s) failed after %d attempt(s): %r", index, url, attempts, error)
 
     runner = LaneThread(client, source, template, results, concurrency=setup.concurrency,
-                        rtype=rtype, parse_func=parse_func, fail=fail)
-    ua_pool = plan._ua
-    if ua_pool is not None:
-        runner.use_agents(ua_pool.agents, ua_pool._random)
+                        rtype=rtype, parse_func=parse_func, fail=fail, agents=plan._ua)
     stats["batches"] += 1
     stats["inputs"] += count
     _log.debug("curl lane: %d inputs, concurrency %d", count, setup.concurrency)

@@ -121,9 +121,7 @@ async def run_inputs_fast(client: FastRequests, plan: Plan, setup: BatchSetup,
         await _run_bulk(client, plan, setup, options, bulk, iter(source))
         return
     batch = bulk.take if bulk is not None else None
-    pump = _Pump(client, plan, setup, options, emit, iter(source), batch)
-    pump.emit_body = emit_body
-    rest = await pump.run()
+    rest = await _Pump(client, plan, setup, options, emit, iter(source), batch, emit_body).run()
     if rest is not None:  # an input the lane does not send: the general path from there on
         await run_inputs(plan, setup, options.rtype, options.parse_func, emit, rest)
 
@@ -138,12 +136,10 @@ async def _run_bulk(client: FastRequests, plan: Plan, setup: BatchSetup,
     add_rows, values = bulk.add_rows, bulk.values
     results = values if add_rows is not None and values is not None else []
     runner = LaneThread(client, source, template, results, concurrency=setup.concurrency,
-                        rtype=options.rtype, parse_func=options.parse_func, fail=_unused)
-    ua_pool = plan._ua
-    if ua_pool is not None:
-        runner.use_agents(ua_pool.agents, ua_pool._random)
-    lane = runner.lane
-    out = lane.out = collections.deque()
+                        rtype=options.rtype, parse_func=options.parse_func, fail=_unused,
+                        agents=plan._ua)
+    lane, wake = runner.lane, asyncio.Event()
+    out = runner.deliver(wake)
     lane.limit = sys.maxsize  # (lane.closed: no chunks will come, the source is all)
     progress = setup.progress if setup.progress.active else None
     lane.batch_at = BULK_ROWS if progress is None else MIN_BATCH  # (progress: kept moving)
@@ -151,13 +147,6 @@ async def _run_bulk(client: FastRequests, plan: Plan, setup: BatchSetup,
     if add_rows is not None:
         rows = lane.rows = collections.deque()
         lane.fragment = bulk.fragment
-    loop, wake = runner.loop, asyncio.Event()
-
-    def notify() -> None:
-        loop.call_soon_threadsafe(wake.set)
-
-    lane.notify = notify
-    runner.done.add_done_callback(lambda _: wake.set())
     take, seen = bulk.take, 0
     _curl_lane.stats["streams"] += 1
     try:
@@ -201,14 +190,15 @@ class _Pump:
 
     def __init__(self, client: FastRequests, plan: Plan, setup: BatchSetup,
                  options: StreamOptions, emit: Emit, source: Iterator[tuple[int, Any]],
-                 batch: Batch | None = None) -> None:
+                 batch: Batch | None = None, emit_body: Callable[..., Any] | None = None
+                 ) -> None:
         from fastreq._curl_lane_thread import LaneThread
 
         self.plan = plan
         self.setup = setup
         self.emit = emit
         self.batch = batch
-        self.emit_body: Callable[..., Any] | None = None
+        self.emit_body = emit_body
         self.source = source
         self.lazy = plan.count is None
         self.progress = setup.progress if setup.progress.active else None
@@ -223,29 +213,17 @@ class _Pump:
         template = plan.config_factory()(_PROBE_URL, 0)
         self.runner = runner = LaneThread(
             client, iter(()), template, [], concurrency=concurrency, rtype=options.rtype,
-            parse_func=options.parse_func, fail=_unused,
+            parse_func=options.parse_func, fail=_unused, agents=plan._ua,
         )
-        ua_pool = plan._ua
-        if ua_pool is not None:
-            runner.use_agents(ua_pool.agents, ua_pool._random)
         lane = self.lane = runner.lane
-        lane.out = collections.deque()
+        self.out = runner.deliver(self.wake)
         lane.closed = False
         lane.limit = 2 * concurrency
-        loop, wake = runner.loop, self.wake
-
-        def notify() -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        lane.notify = notify
-        runner.done.add_done_callback(lambda _: wake.set())
 
     async def run(self) -> Iterator[tuple[int, Any]] | None:
         """Every input through the lane; the rest of the source when the general path must
         take over (``None``: all done)."""
-        runner, lane = self.runner, self.lane
-        out = lane.out
-        assert out is not None
+        runner, lane, out = self.runner, self.lane, self.out
         _curl_lane.stats["streams"] += 1
         handed_over = False
         try:

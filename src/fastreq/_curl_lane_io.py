@@ -39,12 +39,6 @@ from fastreq.utils.cookies import CookieJar
 from fastreq.utils.retry import RetryPolicy
 from fastreq.utils.validators import to_ascii_url
 
-_json_loads: Callable[[bytes], Any]
-try:  # base._loads without its Python frame (same function, same errors)
-    from orjson import loads as _json_loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _json_loads = _loads
-
 __all__ = ["LaneIO"]
 
 _RESPONSE_CODE = pycurl.RESPONSE_CODE
@@ -221,7 +215,7 @@ class LaneIO(LaneOutcomes):
         hops, pipewait = self.hops, self.pipewait
         statuses, parse = self.statuses, self.parse_func
         fast = self.rtype is _JSON  # the common case, finished inline below
-        json_types, loads, jar = _JSON_TYPES, _json_loads, self.jar
+        json_types, loads, jar = _JSON_TYPES, _loads, self.jar
         out = self.out  # feed mode: outcomes for the loop, else None (batch mode)
         feed, limit, chunks, now = out is not None, self.limit, self.chunks, perf_counter
         batch_at, rows, fragment, nbytes = self.batch_at, self.rows, self.fragment, 0

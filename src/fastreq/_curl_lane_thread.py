@@ -8,6 +8,7 @@ injected ``sleep``; the input then goes back to the thread (:meth:`LaneIO.resubm
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
@@ -21,12 +22,14 @@ from fastreq.utils.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from fastreq.client import FastRequests
+    from fastreq.utils.headers import UserAgentPool
 
 __all__ = ["LaneThread"]
 
 
 class LaneThread:
-    """One :class:`LaneIO` on its daemon thread; :meth:`close` stops and joins it."""
+    """One :class:`LaneIO` on its daemon thread; :meth:`close` stops and joins it.
+    ``agents``: the plan's User-Agent pool (one pick per input), or ``None``: the template's."""
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class LaneThread:
         rtype: ReturnType,
         parse_func: Callable[[Any], Any] | None,
         fail: Fail,
+        agents: UserAgentPool | None,
     ) -> None:
         from fastreq.backends.curl import CurlBackend
 
@@ -53,7 +57,8 @@ class LaneThread:
             source, template, results,
             concurrency=concurrency, rtype=rtype, parse_func=parse_func, policy=policy,
             statuses=policy.config.retry_statuses,
-            agents=None, rnd=float,
+            agents=agents.agents if agents is not None else None,
+            rnd=agents._random if agents is not None else float,
             jar=client._jar, max_host_connections=backend._max_host_connections,
             multiplex=backend._http2_enabled, pipewait=backend._h2 and template.http2,
             fail=fail, retry=self._retry, apply=backend._apply_all, finish=backend._finish,
@@ -61,10 +66,19 @@ class LaneThread:
         self._thread = threading.Thread(target=self._main, name="fastreq-curl-lane",
                                         daemon=True)
 
-    def use_agents(self, agents: list[str] | None, rnd: Callable[[], float]) -> None:
-        """The plan's User-Agent pool (one pick per input), or ``None``: the template's."""
-        self.lane.agents = agents
-        self.lane.rnd = rnd
+    def deliver(self, wake: asyncio.Event) -> collections.deque[tuple[Any, ...]]:
+        """Feed mode: the lane's outcomes go to the deque returned; the thread's signals
+        (:meth:`LaneIO.signal`) and its end set ``wake``."""
+        lane, loop = self.lane, self.loop
+        out: collections.deque[tuple[Any, ...]] = collections.deque()
+        lane.out = out
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        lane.notify = notify
+        self.done.add_done_callback(lambda _: wake.set())
+        return out
 
     # -- retries: sleep on the loop, then back to the thread ----------------------------------
     def _retry(self, index: int, job: Any, attempts: int, delay: float) -> None:

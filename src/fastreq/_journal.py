@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from fastreq._inputs import BadInput
-from fastreq._journal_codec import encode, key_text, key_value, load
+from fastreq._journal_codec import PLAIN, encode, key_text, key_value, load
 from fastreq._journal_writer import Fragment, Writer, connect
 from fastreq._models import Request, Result
 from fastreq.exceptions import ConfigurationError, FastRequestsError
@@ -72,8 +72,6 @@ CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY, run INTEGER NOT NULL
 CREATE VIEW IF NOT EXISTS outcomes AS
     SELECT {_COLUMNS}, run FROM done UNION ALL {_EXPAND};
 """
-#: JSON values stored as they are, their size not counted (str is counted: text bodies)
-_PLAIN = frozenset({dict, list, int, float, bool, type(None)})
 
 
 class JournaledError(FastRequestsError):
@@ -296,7 +294,7 @@ class Journal:
             key = key_text(key)
         row: tuple[Any, ...]
         if error is None:
-            if value.__class__ in _PLAIN:
+            if value.__class__ in PLAIN:
                 row = (index, key, url, status, 1, None, attempts, elapsed, "j", value)
             else:  # text, bytes, a response...: counted, so a batch of bodies stays small
                 kind, stored = ("j", value) if value.__class__ is str else encode(value)

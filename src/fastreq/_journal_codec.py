@@ -9,7 +9,10 @@ from typing import Any
 from fastreq._journal_writer import loads
 from fastreq.backends.base import NormalizedResponse
 
-__all__ = ["encode", "key_text", "key_value", "load"]
+__all__ = ["PLAIN", "encode", "key_text", "key_value", "load"]
+
+#: JSON values stored as they are, their size not counted (str is counted: text bodies)
+PLAIN = frozenset({dict, list, int, float, bool, type(None)})
 
 
 def key_text(key: Any) -> str:

@@ -21,14 +21,12 @@ from typing import Any
 
 from fastreq._curl_lane_feed import BulkSink
 from fastreq._journal import Journal
-from fastreq._journal_codec import key_text
+from fastreq._journal_codec import PLAIN, key_text
 from fastreq._journal_writer import Fragment
 from fastreq._models import FailureDetails, Request
 
 __all__ = ["lane_sink"]
 
-#: values stored as they are (as Journal.add stores them)
-_PLAIN = frozenset({dict, list, int, float, bool, type(None)})
 
 
 def lane_sink(journal: Journal, values: list[Any], failures: list[FailureDetails],
@@ -36,7 +34,7 @@ def lane_sink(journal: Journal, values: list[Any], failures: list[FailureDetails
     """A bulk sink writing into ``values``/``failures`` and ``journal`` (see the module
     docstring); ``keys``: the plan's keys, if any (then every row is built here)."""
     add, add_rows = journal.add, journal.add_rows
-    fragment, plain = Fragment, _PLAIN
+    fragment, plain = Fragment, PLAIN
 
     def take(outcomes: list[tuple[Any, ...]]) -> None:
         now = perf_counter()

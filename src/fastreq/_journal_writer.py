@@ -147,12 +147,11 @@ class Writer:
                                     f"{self.error}") from self.error
 
 
-def _close(*connections: sqlite3.Connection) -> None:
+def _close(db: sqlite3.Connection) -> None:
     # a daemon: the interpreter's exit does not wait for it (the outcomes are committed
     # already; an unfinished checkpoint is redone by the next open)
-    for conn in connections:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
 
 
 def _checkpoint(path: str, running: threading.Event) -> None:

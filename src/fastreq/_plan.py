@@ -183,11 +183,6 @@ class Plan:
         hops, cap = d.max_redirects, d.max_body_size
         pick_ua = self._ua.random if self._ua is not None else None
         base_headers = self.headers
-        # the usual headers, a rotated User-Agent alone, picked inline (one call less) when
-        # the pool picks as UserAgentPool does
-        ua_pool: Any = self._ua
-        inline_ua = (ua_pool is not None and not base_headers
-                     and type(ua_pool).random is UserAgentPool.random)
 
         def headers_for(extra: dict[str, str] | None) -> dict[str, str] | None:
             if extra is None and pick_ua is not None and not base_headers:
@@ -206,9 +201,7 @@ class Plan:
             if item.__class__ is str:
                 return RequestConfig(
                     item if item.isascii() else to_ascii_url(item),
-                    method, params, data, json,
-                    {"User-Agent": ua_pool.agents[int(ua_pool._random() * len(ua_pool.agents))]}
-                    if inline_ua else headers_for(None),
+                    method, params, data, json, headers_for(None),
                     cookies, timeout, proxy, http2, False, follow, verify, hops, None, cap,
                 )
             req: Request = item

@@ -81,9 +81,7 @@ _HTTP_VERSIONS: dict[Any, str] = {
 
 _UNSET: Any = object()
 _Plan = tuple[aiohttp.ClientTimeout, 'aiohttp.ClientTimeout | None']
-#: kept importable here (tests and callers used these names)
-_request_class = request_class
-_cached_client_timeout = timeout_plan
+_request_class = request_class  # kept importable here (tests use this name)
 
 
 def _http_version(version: Any) -> str | None:
@@ -231,13 +229,9 @@ class AiohttpBackend(Backend):
         if session is None or self._loop is not asyncio.get_running_loop():
             session = await self._get_session()
         direct = None
-        if headers:
-            if len(headers) != 1:
-                direct = direct_headers(headers)
-            elif "User-Agent" in headers:  # the usual one: a rotated User-Agent alone
-                direct = headers
-            else:
-                direct = direct_headers(headers)
+        if headers:  # the usual ones, a rotated User-Agent alone, need no check
+            direct = (headers if len(headers) == 1 and "User-Agent" in headers
+                      else direct_headers(headers))
         deadlines = self._deadlines
         token = None
         if lean_timeout is not None and deadlines is not None:
